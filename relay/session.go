@@ -1,0 +1,497 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/yamux"
+	"github.com/parleychat/parley/protocol"
+	"github.com/parleychat/parley/relay/history"
+)
+
+// session is one client connection after its hello. It runs a goroutine per
+// stream reading the client, one writer goroutine that owns every write to
+// the client, and a stream accept loop; run waits for all of them.
+//
+// Nothing is written to a client from another client's goroutine: senders
+// append to this session's queues (or advance its room's log) and wake the
+// writer.
+type session struct {
+	srv *Server
+	sc  *protocol.ServerConn
+	ctl *protocol.Stream
+	log *slog.Logger
+
+	kick    chan struct{} // wakes the writer; capacity 1
+	closing chan struct{} // closed by closeWith
+	wg      sync.WaitGroup
+
+	mu          sync.Mutex // guards the fields below; see docs/lock-order.md
+	streams     [protocol.KindFile + 1]*protocol.Stream
+	ctlOut      []byte // encoded control frames for the writer
+	textOut     []byte // encoded acks and errors for the writer
+	room        *room
+	member      *member
+	epoch       uint64 // bumped on every join and leave
+	startCursor uint64 // where the writer starts reading the log at the new epoch
+	closeCode   protocol.ErrorCode
+	closeMsg    string
+	closeReason string // the counted reason
+	closed      bool
+
+	// Owned by the text reader goroutine.
+	mustResend uint64    // client id the client must resend first after a rate limit
+	resendAt   time.Time // when that resend will be accepted
+
+	// cursor is the last sequence number the writer delivered (or skipped
+	// as not visible); synced is set once it has caught up after a join.
+	// Written by the writer, read by publishers to measure lag.
+	cursor atomic.Uint64
+	synced atomic.Bool
+}
+
+func newSession(srv *Server, sc *protocol.ServerConn) *session {
+	id := srv.nextID.Add(1)
+	return &session{
+		srv:     srv,
+		sc:      sc,
+		ctl:     sc.Control(),
+		log:     srv.log.With("session", id, "remote", sc.RemoteAddr().String()),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+}
+
+// run serves the session until it ends.
+func (s *session) run() {
+	s.log.Debug("session started", "software", s.sc.Hello().Software)
+	s.goRun(s.writeLoop)
+	s.goRun(func() { s.closeOnError(s.readControl()) })
+	s.goRun(func() { s.closeOnError(s.acceptStreams()) })
+
+	select {
+	case <-s.closing:
+	case <-s.sc.Done():
+		s.closeWith(protocol.CodeNone, "")
+	}
+	s.mu.Lock()
+	code, msg, reason := s.closeCode, s.closeMsg, s.closeReason
+	s.mu.Unlock()
+
+	s.leave(leaveReasonFor(code))
+	switch {
+	case code == protocol.CodeNone || code == protocol.CodeSlowConsumer || code == protocol.CodeLeaving:
+		// Nothing to tell: the client is gone, left, or is not reading.
+		s.sc.Close()
+	default:
+		s.sc.Goodbye(code, msg, time.Second)
+	}
+	s.wg.Wait()
+	s.srv.countClose(reason)
+	s.log.Info("session closed", "reason", reason, "detail", msg)
+}
+
+func (s *session) goRun(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func leaveReasonFor(code protocol.ErrorCode) protocol.LeaveReason {
+	switch code {
+	case protocol.CodeLeaving:
+		return protocol.LeftNormally
+	case protocol.CodeReplaced:
+		return protocol.LeftReplaced
+	case protocol.CodeSlowConsumer:
+		return protocol.LeftSlow
+	case protocol.CodeShutdown:
+		return protocol.LeftShutdown
+	default:
+		return protocol.LeftDisconnected
+	}
+}
+
+// closeWith ends the session with a reason. It never blocks: the session's
+// run goroutine does the closing. The first reason wins.
+func (s *session) closeWith(code protocol.ErrorCode, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.closeCode, s.closeMsg = code, msg
+	switch code {
+	case protocol.CodeNone:
+		s.closeReason = "connection lost"
+	case protocol.CodeLeaving:
+		s.closeReason = "left"
+	default:
+		s.closeReason = code.String()
+	}
+	close(s.closing)
+}
+
+// closeOnError ends the session for an error from a reader, choosing the
+// reason the client is told and the one that is counted.
+func (s *session) closeOnError(err error) {
+	if err == nil {
+		return
+	}
+	if v := s.sc.Violation(); v != nil {
+		err = v // the guard cut the connection: report why
+	}
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe) && pe.Code.Fatal():
+		s.closeWith(pe.Code, pe.Message)
+	case errors.Is(err, errClientLeft):
+		s.closeWith(protocol.CodeLeaving, "")
+	case errors.Is(err, yamux.ErrKeepAliveTimeout):
+		s.closeWith(protocol.CodeNone, "keepalive timeout")
+	case isDisconnect(err):
+		s.closeWith(protocol.CodeNone, err.Error())
+	default:
+		s.closeWith(protocol.CodeMalformed, err.Error())
+	}
+}
+
+var errClientLeft = errors.New("client said goodbye")
+
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, yamux.ErrConnectionReset) ||
+		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, context.Canceled)
+}
+
+// wake nudges the writer.
+func (s *session) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// queueControl queues a message for the control stream.
+func (s *session) queueControl(m protocol.Message) { s.queue(m, false) }
+
+// queueText queues an ack or error for the text stream.
+func (s *session) queueText(m protocol.Message) { s.queue(m, true) }
+
+func (s *session) queue(m protocol.Message, text bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	var err error
+	if text {
+		s.textOut, err = m.AppendBinary(s.textOut)
+	} else {
+		s.ctlOut, err = m.AppendBinary(s.ctlOut)
+	}
+	over := len(s.ctlOut)+len(s.textOut) > s.srv.cfg.ControlQueueBytes
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.log.Error("encoding a message", "type", m.Type(), "err", err)
+	case over:
+		s.closeWith(protocol.CodeSlowConsumer, "control queue full")
+	default:
+		s.wake()
+	}
+}
+
+// textPublished is called by the room for every new entry.
+func (s *session) textPublished(head uint64) {
+	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(s.srv.cfg.MaxTextLag) {
+		s.closeWith(protocol.CodeSlowConsumer, "too far behind the room's messages")
+		return
+	}
+	s.wake()
+}
+
+// membership returns the session's room and member (nil when not in one).
+func (s *session) membership() (*room, *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.room, s.member
+}
+
+// ----- readers -----
+
+func (s *session) readControl() error {
+	for {
+		m, err := s.ctl.ReadMessage()
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case *protocol.Join:
+			if err := s.join(m); err != nil {
+				var pe *protocol.Error
+				if !errors.As(err, &pe) {
+					s.log.Error("join failed", "room", m.Room, "err", err)
+					pe = &protocol.Error{Code: protocol.CodeTryAgain, RetryAfter: 1000, Message: "the server could not complete the join"}
+				}
+				pe.Ref = 0
+				s.queueControl(pe)
+			}
+		case *protocol.Leave:
+			s.leave(protocol.LeftNormally)
+		case *protocol.Ping:
+			s.queueControl(&protocol.Pong{Nonce: m.Nonce})
+		case *protocol.Pong:
+		case *protocol.Goodbye:
+			return errClientLeft
+		case *protocol.Hello:
+			return &protocol.Error{Code: protocol.CodeUnexpected, Message: "a second hello"}
+		default:
+			return &protocol.Error{Code: protocol.CodeUnexpected, Message: "a client may not send " + m.Type().String()}
+		}
+	}
+}
+
+func (s *session) acceptStreams() error {
+	for {
+		st, err := s.sc.AcceptStream(s.srv.ctx)
+		if err != nil {
+			return err
+		}
+		kind := st.Kind()
+		s.mu.Lock()
+		dup := s.streams[kind] != nil
+		if !dup {
+			s.streams[kind] = st
+		}
+		s.mu.Unlock()
+		if dup {
+			st.Close()
+			return &protocol.Error{Code: protocol.CodeBadStream, Message: "a second " + kind.String() + " stream"}
+		}
+		s.goRun(func() {
+			defer s.sc.StreamDone()
+			switch kind {
+			case protocol.KindText:
+				s.closeOnError(s.readText(st))
+			default:
+				// Voice, video and file streams are reserved: their
+				// frames are skipped until this server implements them.
+				s.closeOnError(drain(st))
+			}
+		})
+		s.wake() // the writer may have text waiting for this stream
+	}
+}
+
+func drain(st *protocol.Stream) error {
+	for {
+		if _, _, err := st.ReadFrame(); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *session) readText(st *protocol.Stream) error {
+	for {
+		m, err := st.ReadMessage()
+		if err != nil {
+			return err
+		}
+		sc, ok := m.(*protocol.SendChat)
+		if !ok {
+			return &protocol.Error{Code: protocol.CodeUnexpected, Message: "a client may not send " + m.Type().String()}
+		}
+		s.send(sc)
+	}
+}
+
+// ----- joining and leaving -----
+
+func (s *session) join(j *protocol.Join) error {
+	if r, _ := s.membership(); r != nil {
+		return &protocol.Error{Code: protocol.CodeAlreadyJoined, Message: "already in room " + r.name + "; leave it first"}
+	}
+	if err := protocol.ValidRoom(j.Room); err != nil {
+		return err
+	}
+	if err := protocol.ValidName(j.Name); err != nil {
+		return err
+	}
+	if hash := s.srv.cfg.Rooms[j.Room].PasswordHash; hash != "" && !s.srv.passwords.check(hash, j.Password) {
+		if j.Password == "" {
+			return &protocol.Error{Code: protocol.CodeBadPassword, Message: "room " + j.Room + " needs a password"}
+		}
+		return &protocol.Error{Code: protocol.CodeBadPassword, Message: "wrong password for room " + j.Room}
+	}
+	var r *room
+	for {
+		var err error
+		if r, err = s.srv.openRoom(j.Room); err != nil {
+			return err
+		}
+		r.joinMu.Lock()
+		if !r.closed {
+			break
+		}
+		r.joinMu.Unlock() // emptied and dropped meanwhile: open it again
+	}
+	defer r.joinMu.Unlock()
+
+	store := s.srv.store
+	tokHash, since, known, err := store.Token(j.Room, j.Name)
+	if err != nil {
+		return err
+	}
+	presented := sha256.Sum256(j.Token)
+	validToken := known && len(j.Token) == protocol.TokenSize && subtle.ConstantTimeCompare(presented[:], tokHash) == 1
+
+	existing := r.memberNamed(j.Name)
+	if existing != nil && !validToken {
+		return &protocol.Error{Code: protocol.CodeNameTaken, Message: "the name " + j.Name + " is already in use in room " + j.Room}
+	}
+	if existing == nil && r.size() >= s.srv.cfg.MaxRoomMembers {
+		return &protocol.Error{Code: protocol.CodeRoomFull, Message: "room " + j.Room + " is full"}
+	}
+	head, low := r.position()
+	token := j.Token
+	if !validToken {
+		token = make([]byte, protocol.TokenSize)
+		rand.Read(token)
+		since = head
+		h := sha256.Sum256(token)
+		if err := store.SetToken(j.Room, j.Name, h[:], since); err != nil {
+			return err
+		}
+	}
+	var start uint64
+	if j.Resume {
+		// Gap markers cover anything retention removed after AfterSeq.
+		start = min(j.AfterSeq, head)
+	} else {
+		if start, err = store.RecentStart(j.Room, s.srv.cfg.HistoryOnJoin); err != nil {
+			return err
+		}
+		start = max(start, low-1)
+	}
+
+	r.mu.Lock()
+	var replaced *member
+	if old := r.members[j.Name]; old != nil {
+		r.removeLocked(old, protocol.LeftReplaced)
+		replaced = old
+	}
+	m := &member{id: r.nextID, name: j.Name, sess: s, dmSince: since}
+	r.nextID++
+	r.addLocked(m)
+	joined := &protocol.Joined{Room: j.Room, MemberID: m.id, Name: m.name, Token: token, HeadSeq: r.head, Members: r.rosterLocked()}
+	s.mu.Lock()
+	s.room, s.member = r, m
+	s.epoch++
+	s.startCursor = start
+	s.mu.Unlock()
+	s.queueControl(joined)
+	r.mu.Unlock()
+
+	if replaced != nil {
+		replaced.sess.closeWith(protocol.CodeReplaced, "a new session joined as "+j.Name)
+	}
+	s.log.Info("joined", "room", j.Room, "name", j.Name, "resume", j.Resume, "after", j.AfterSeq, "replaced", replaced != nil)
+	return nil
+}
+
+// leave takes the session out of its room, if it is in one.
+func (s *session) leave(reason protocol.LeaveReason) {
+	r, m := s.membership()
+	if r == nil {
+		return
+	}
+	r.joinMu.Lock()
+	defer r.joinMu.Unlock()
+	r.mu.Lock()
+	r.removeLocked(m, reason)
+	s.mu.Lock()
+	if s.member == m {
+		s.room, s.member = nil, nil
+		s.epoch++
+	}
+	s.mu.Unlock()
+	r.mu.Unlock()
+	s.srv.dropRoomIfEmpty(r)
+}
+
+// ----- sending chat -----
+
+func (s *session) send(m *protocol.SendChat) {
+	reject := func(code protocol.ErrorCode, retry time.Duration, msg string) {
+		s.queueText(&protocol.Error{Code: code, Ref: m.ClientID, RetryAfter: uint32(retry.Milliseconds()), Message: msg})
+	}
+	r, mem := s.membership()
+	cfg := &s.srv.cfg
+	now := time.Now()
+	switch {
+	case mem == nil:
+		reject(protocol.CodeNotInRoom, 0, "join a room before sending")
+		return
+	case m.ClientID == 0:
+		reject(protocol.CodeBadClientID, 0, "client_id must not be zero")
+		return
+	case s.mustResend != 0 && m.ClientID != s.mustResend:
+		// Keep the sender's order: after a rate limit, nothing is taken
+		// until the rejected message comes again.
+		reject(protocol.CodeRateLimited, max(s.resendAt.Sub(now), time.Millisecond), "resend the rate-limited message first")
+		return
+	case !utf8.ValidString(m.Text):
+		reject(protocol.CodeInvalidUTF8, 0, "text is not valid UTF-8")
+		return
+	case len(m.Text) > cfg.MaxTextBytes:
+		reject(protocol.CodeTextTooLong, 0, "text is longer than the server's limit of "+strconv.Itoa(cfg.MaxTextBytes)+" bytes")
+		return
+	case strings.TrimSpace(m.Text) == "":
+		reject(protocol.CodeEmptyText, 0, "text is empty")
+		return
+	case m.To != "" && !r.hasMember(m.To):
+		reject(protocol.CodeNoSuchMember, 0, m.To+" is not in the room")
+		return
+	}
+	lim := r.limiter(mem.name)
+	if !lim.AllowN(now, 1) {
+		res := lim.ReserveN(now, 1)
+		wait := res.DelayFrom(now)
+		res.CancelAt(now)
+		s.mustResend, s.resendAt = m.ClientID, now.Add(wait)
+		reject(protocol.CodeRateLimited, max(wait, time.Millisecond), "sending too fast")
+		return
+	}
+	s.mustResend = 0
+	roomName := r.name
+	s.srv.store.Append(&history.AppendRequest{
+		Room: roomName, From: mem.name, To: m.To, ClientID: m.ClientID, Text: m.Text,
+		Done: func(e *history.Entry, dup bool, err error) {
+			if err != nil {
+				s.log.Error("storing a message", "room", roomName, "err", err)
+				reject(protocol.CodeTryAgain, time.Second, "the server could not store the message")
+				return
+			}
+			if !dup {
+				s.srv.publish(roomName, e)
+			}
+			s.queueText(&protocol.Ack{ClientID: e.ClientID, Seq: e.Seq, Time: e.Time})
+		},
+	})
+}

@@ -1,0 +1,182 @@
+package relay
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/parleychat/parley/protocol"
+	"github.com/parleychat/parley/relay/history"
+)
+
+// Writer batching limits: one write carries at most this many log entries
+// or bytes, so that control messages queued meanwhile wait at most one
+// batch.
+const (
+	maxBatchEntries = 64
+	maxBatchBytes   = 64 << 10
+	dbPage          = 256
+)
+
+// writer is the state of a session's writer goroutine.
+type writer struct {
+	s       *session
+	ctl     []byte // control frames taken from the queue
+	txt     []byte // text replies taken from the queue
+	out     []byte // text log frames being batched
+	entries []*history.Entry
+	epoch   uint64
+}
+
+// writeLoop is the session's only writer. Each round it takes everything
+// queued, in priority order: control, then text replies and the text log.
+// (Voice goes between control and text, video last, when the media issue
+// adds them.)
+func (s *session) writeLoop() {
+	w := &writer{s: s, entries: make([]*history.Entry, 0, maxBatchEntries)}
+	for {
+		select {
+		case <-s.kick:
+		case <-s.closing:
+			return
+		case <-s.sc.Done():
+			return
+		}
+		for {
+			progress, err := w.round()
+			if err != nil {
+				s.writeFailed(err)
+				return
+			}
+			if !progress {
+				break
+			}
+		}
+	}
+}
+
+// writeFailed closes the session after a failed write.
+func (s *session) writeFailed(err error) {
+	var ne interface{ Timeout() bool }
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, yamux.ErrConnectionWriteTimeout) ||
+		errors.Is(err, yamux.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		s.closeWith(protocol.CodeSlowConsumer, "a write timed out")
+		return
+	}
+	s.closeOnError(err)
+}
+
+// round writes one batch of the most urgent kind and reports whether it
+// wrote anything.
+func (w *writer) round() (bool, error) {
+	s := w.s
+	s.mu.Lock()
+	w.ctl, s.ctlOut = s.ctlOut, w.ctl[:0]
+	text := s.streams[protocol.KindText]
+	if text != nil {
+		w.txt, s.textOut = s.textOut, w.txt[:0]
+	}
+	r, m := s.room, s.member
+	if s.epoch != w.epoch {
+		w.epoch = s.epoch
+		s.cursor.Store(s.startCursor)
+		s.synced.Store(false)
+	}
+	s.mu.Unlock()
+
+	if len(w.ctl) > 0 {
+		if err := w.write(s.ctl, w.ctl); err != nil {
+			return false, err
+		}
+	}
+	if text == nil {
+		return len(w.ctl) > 0, nil
+	}
+	if len(w.txt) > 0 {
+		if err := w.write(text, w.txt); err != nil {
+			return false, err
+		}
+	}
+	wroteLog := false
+	if m != nil {
+		var err error
+		if wroteLog, err = w.tailLog(text, r, m); err != nil {
+			return false, err
+		}
+	}
+	return len(w.ctl) > 0 || len(w.txt) > 0 || wroteLog, nil
+}
+
+func (w *writer) write(st *protocol.Stream, b []byte) error {
+	st.SetWriteDeadline(time.Now().Add(w.s.srv.cfg.WriteTimeout))
+	return st.WriteFrames(b)
+}
+
+// tailLog sends the next batch of the room's log after the cursor: gap
+// markers, the messages this member may see, and Synced once caught up.
+func (w *writer) tailLog(text *protocol.Stream, r *room, m *member) (bool, error) {
+	s := w.s
+	cursor := s.cursor.Load()
+	head, low := r.position()
+	w.out = w.out[:0]
+	var err error
+	if cursor < head {
+		if cursor+1 < low {
+			// Retention removed messages this member never got.
+			w.out, _ = (&protocol.Gap{From: cursor + 1, To: low - 1}).AppendBinary(w.out)
+			cursor = low - 1
+		}
+		entries, ok := r.entriesAfter(cursor, maxBatchEntries, w.entries)
+		if !ok {
+			if entries, err = s.srv.store.Range(r.name, cursor, dbPage); err != nil {
+				return false, &protocol.Error{Code: protocol.CodeInternal, Message: "reading history: " + err.Error()}
+			}
+			if len(entries) == 0 || entries[0].Seq > cursor+1 {
+				// Removed by retention between the check above and the
+				// read: the missing run is a gap too.
+				end := head
+				if len(entries) > 0 {
+					end = entries[0].Seq - 1
+				}
+				w.out, _ = (&protocol.Gap{From: cursor + 1, To: end}).AppendBinary(w.out)
+				cursor = end
+			}
+		}
+		for _, e := range entries {
+			if e.Seq > head || len(w.out) >= maxBatchBytes {
+				break
+			}
+			cursor = e.Seq
+			if !m.visible(e) {
+				continue
+			}
+			msg := protocol.Chat{Seq: e.Seq, Time: e.Time, From: e.From, To: e.To, Text: e.Text}
+			if e.From == m.name {
+				msg.ClientID = e.ClientID
+			}
+			if w.out, err = msg.AppendBinary(w.out); err != nil {
+				return false, err
+			}
+		}
+		clear(w.entries[:cap(w.entries)]) // do not pin entries in the reused buffer
+	}
+	caughtUp := cursor >= head
+	if caughtUp && !s.synced.Load() {
+		w.out, _ = (&protocol.Synced{Seq: head}).AppendBinary(w.out)
+	}
+	if len(w.out) > 0 {
+		if err := w.write(text, w.out); err != nil {
+			return false, err
+		}
+	}
+	progress := cursor != s.cursor.Load() || len(w.out) > 0
+	s.cursor.Store(cursor)
+	if caughtUp {
+		s.synced.Store(true)
+	}
+	if cap(w.out) > 4*maxBatchBytes {
+		w.out = nil // a rare huge batch: do not keep its buffer
+	}
+	return progress, nil
+}
