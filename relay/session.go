@@ -79,7 +79,7 @@ func (s *session) run() {
 	s.log.Debug("session started", "software", s.sc.Hello().Software)
 	s.goRun(s.writeLoop)
 	s.goRun(func() { s.closeOnError(s.readControl()) })
-	s.goRun(func() { s.closeOnError(s.acceptStreams()) })
+	s.goRun(func() { s.closeOnStreamError(s.acceptStreams()) })
 
 	select {
 	case <-s.closing:
@@ -169,6 +169,16 @@ func (s *session) closeOnError(err error) {
 	default:
 		s.closeWith(protocol.CodeMalformed, err.Error())
 	}
+}
+
+// closeOnStreamError is closeOnError for goroutines other than the control
+// reader. When the connection simply ends they leave the verdict to the
+// control reader, which reads the client's Goodbye, if any, first.
+func (s *session) closeOnStreamError(err error) {
+	if err == nil || (isDisconnect(err) && s.sc.Violation() == nil) {
+		return
+	}
+	s.closeOnError(err)
 }
 
 var errClientLeft = errors.New("client said goodbye")
@@ -288,11 +298,11 @@ func (s *session) acceptStreams() error {
 			defer s.sc.StreamDone()
 			switch kind {
 			case protocol.KindText:
-				s.closeOnError(s.readText(st))
+				s.closeOnStreamError(s.readText(st))
 			default:
 				// Voice, video and file streams are reserved: their
 				// frames are skipped until this server implements them.
-				s.closeOnError(drain(st))
+				s.closeOnStreamError(drain(st))
 			}
 		})
 		s.wake() // the writer may have text waiting for this stream

@@ -1,0 +1,66 @@
+# Parley: the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+PORT ?= 7700
+NAME ?= $(shell whoami 2>/dev/null || echo me)
+DATA ?= $(HOME)/.local/share/parley
+BIN := bin
+
+# System packages the build and the tests need (Debian/Ubuntu names).
+# The core is pure Go; the media and desktop issues add their libraries here.
+DEB_PACKAGES :=
+
+.PHONY: all build run test deps vet fmt-check fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# deps installs missing system packages with apt-get when it can (as root or
+# with sudo); otherwise it says which are missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing system packages:$$missing (install them with apt-get)"; exit 1; fi; \
+	fi
+
+# run starts a local parleyd (data in $(DATA)) and joins its lobby with the
+# terminal client; leaving the client (/quit or Ctrl-D) stops the server.
+run: deps build
+	@mkdir -p "$(DATA)"; \
+	if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
+	  echo "port $(PORT) is in use: stop what runs there or use make run PORT=7701"; exit 1; fi; \
+	$(BIN)/parleyd --listen 127.0.0.1:$(PORT) --data "$(DATA)" 2>"$(DATA)/parleyd.log" & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; sleep 0.1; done; \
+	echo "parleyd is running (log: $(DATA)/parleyd.log). Invite others with:"; \
+	echo "  $$(cat "$(DATA)/invite.txt")"; \
+	echo "Type a message and press Enter; /msg NAME TEXT for a private message; /quit to leave."; \
+	$(BIN)/parley-cli join "$$(cat "$(DATA)/invite.txt")" --name "$(NAME)"
+
+fmt-check:
+	@out=$$(gofmt -l .); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/parleyd
+
+# test installs what the tests need and runs the whole suite with -race.
+test: deps fmt-check vet
+	$(GO) test -race -timeout 20m ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+clean:
+	rm -rf $(BIN)
