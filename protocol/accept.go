@@ -121,7 +121,6 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *ServerConfig) (*ServerCo
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	g.helloDone.Store(true)
 	return sc, nil
 }
 
@@ -157,6 +156,9 @@ func (sc *ServerConn) exchangeHello(ctx context.Context, deadline time.Time) err
 			sc.hello.MinVersion, sc.hello.MaxVersion, Version)
 	}
 	sc.version = Version
+	// The client may open its other streams as soon as it reads the
+	// Welcome, so relax the guard before sending it.
+	sc.guard.helloDone.Store(true)
 	w := sc.cfg.Welcome
 	w.Version = Version
 	if err := sc.control.WriteMessage(&w); err != nil {
@@ -260,9 +262,7 @@ func (sc *ServerConn) Violation() error {
 // (a socket closed with unread input sends a reset, and the peer may lose
 // what was in flight).
 func (sc *ServerConn) Goodbye(code ErrorCode, msg string, timeout time.Duration) {
-	if len(msg) > MaxErrorBytes {
-		msg = msg[:MaxErrorBytes]
-	}
+	msg = TruncateUTF8(msg, MaxErrorBytes)
 	sc.control.SetWriteDeadline(time.Now().Add(timeout))
 	if err := sc.control.WriteMessage(&Goodbye{Code: code, Message: msg}); err == nil {
 		lingerClose(sc.raw, sc.sess, timeout)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -49,6 +50,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	streams [KindFile + 1]*Stream // guarded by mu; opened on first use
+	ctlDone chan struct{}         // closed when the control reader has finished
 	pongs   map[uint64]chan struct{}
 	pending []Message // read while Join waited; guarded by mu
 
@@ -158,9 +160,11 @@ func Dial(ctx context.Context, inv Invite, cfg *DialConfig) (*Conn, error) {
 		pongs:       make(map[uint64]chan struct{}),
 		in:          make(chan inbound, 64),
 		done:        make(chan struct{}),
+		ctlDone:     make(chan struct{}),
 	}
 	if err := c.hello(ctx, cfg); err != nil {
 		sess.Close()
+		c.readers.Wait()
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
@@ -241,13 +245,23 @@ func (c *Conn) stream(kind StreamKind) (*Stream, error) {
 	return s, nil
 }
 
-// read delivers one stream's messages to Receive and answers pings.
+// read delivers one stream's messages to Receive and answers pings. The
+// control reader alone decides why the session ended: it reads the server's
+// Goodbye, which other streams' readers could otherwise beat with a plain
+// end of stream.
 func (c *Conn) read(s *Stream) {
 	defer c.readers.Done()
+	control := s.Kind() == KindControl
+	if control {
+		defer close(c.ctlDone)
+	}
 	for {
 		m, err := s.ReadMessage()
 		if err != nil {
-			c.fail(err)
+			if control || !isEOF(err) {
+				c.fail(err)
+				c.sess.Close()
+			}
 			return
 		}
 		switch m := m.(type) {
@@ -269,10 +283,20 @@ func (c *Conn) read(s *Stream) {
 		}
 		select {
 		case c.in <- inbound{m: m}:
-		case <-c.done:
-			return
+		case <-c.sess.CloseChan():
+			// Keep what fits for Receive; the rest of a dead session is
+			// dropped (text is resumed from the server's history).
+			select {
+			case c.in <- inbound{m: m}:
+			default:
+			}
 		}
 	}
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, yamux.ErrSessionShutdown) ||
+		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrConnectionReset) || errors.Is(err, net.ErrClosed)
 }
 
 // fail records the first reason the session ended.
@@ -284,9 +308,11 @@ func (c *Conn) fail(err error) {
 	c.closeMu.Unlock()
 }
 
-// watch closes done when the session ends.
+// watch closes done when the session has ended and the control reader has
+// read all the server sent.
 func (c *Conn) watch() {
 	<-c.sess.CloseChan()
+	<-c.ctlDone
 	c.closeMu.Lock()
 	if !c.closed {
 		c.closed = true

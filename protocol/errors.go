@@ -49,6 +49,7 @@ const (
 	CodeNoSuchMember  ErrorCode = 112 // private message to a name not in the room
 	CodeBadClientID   ErrorCode = 113 // client_id is zero
 	CodeTryAgain      ErrorCode = 114 // a transient server failure; retry later
+	CodeBadText       ErrorCode = 115 // text holds control characters other than tab and newline
 )
 
 var codeNames = map[ErrorCode]string{
@@ -82,6 +83,7 @@ var codeNames = map[ErrorCode]string{
 	CodeNoSuchMember:    "no such member",
 	CodeBadClientID:     "bad client id",
 	CodeTryAgain:        "try again",
+	CodeBadText:         "control characters in text",
 }
 
 func (c ErrorCode) String() string {

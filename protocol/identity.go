@@ -102,10 +102,17 @@ func DefaultKnownServersPath() (string, error) {
 	return filepath.Join(dir, "parley", "known_servers"), nil
 }
 
-// Lookup returns the fingerprint recorded for addr.
+// Lookup returns the fingerprint recorded for addr (host names compare
+// case-insensitively).
 func (k *KnownServers) Lookup(addr string) (string, bool, error) {
+	addr = strings.ToLower(addr)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.lookupLocked(addr)
+}
+
+// lookupLocked is Lookup for a lower-cased addr with k.mu held.
+func (k *KnownServers) lookupLocked(addr string) (string, bool, error) {
 	f, err := os.Open(k.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
@@ -127,7 +134,12 @@ func (k *KnownServers) Lookup(addr string) (string, bool, error) {
 // Add records fp for addr. It refuses to record a second, different
 // fingerprint for an address.
 func (k *KnownServers) Add(addr, fp string) error {
-	if old, ok, err := k.Lookup(addr); err != nil {
+	addr = strings.ToLower(addr)
+	// Hold the lock from the lookup to the write, so that two different
+	// keys added at once are not both recorded.
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old, ok, err := k.lookupLocked(addr); err != nil {
 		return err
 	} else if ok {
 		if old != fp {
@@ -135,8 +147,6 @@ func (k *KnownServers) Add(addr, fp string) error {
 		}
 		return nil
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(k.Path), 0o700); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"unicode"
@@ -32,6 +33,9 @@ func ParseInvite(s string) (Invite, error) {
 	if u.Hostname() == "" {
 		return Invite{}, fmt.Errorf("invite link %q: no host", s)
 	}
+	if !validHost(u.Hostname()) {
+		return Invite{}, fmt.Errorf("invite link %q: bad host %q", s, u.Hostname())
+	}
 	port := u.Port()
 	if port == "" {
 		port = DefaultPort
@@ -53,20 +57,37 @@ func ParseInvite(s string) (Invite, error) {
 	return inv, nil
 }
 
+// validHost rejects hosts that url.Parse lets through but that String could
+// not write back: "::" and "]x", or an IPv6 zone with bytes other than
+// ASCII letters, digits, '.', '-' and '_'.
+func validHost(h string) bool {
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return !strings.ContainsFunc(ip.Zone(), func(c rune) bool {
+			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_')
+		})
+	}
+	return !strings.ContainsAny(h, ":[]")
+}
+
 // String formats the invite as a link.
 func (inv Invite) String() string {
-	s := "parley://" + inv.Addr + "/" + inv.Room
+	// url.URL escapes what the host needs, such as the '%' of an IPv6 zone.
+	u := url.URL{Scheme: "parley", Host: inv.Addr, Path: "/" + inv.Room}
 	if inv.Fingerprint != "" {
-		s += "?fp=" + inv.Fingerprint
+		u.RawQuery = "fp=" + inv.Fingerprint
 	}
-	return s
+	return u.String()
 }
 
 // ValidRoom checks a room name: 1 to MaxRoomBytes of ASCII letters, digits,
-// '-', '_' and '.', so that it fits an invite link unescaped.
+// '-', '_' and '.', starting with a letter or digit, so that it fits an
+// invite link unescaped and is never "." or "..".
 func ValidRoom(room string) error {
 	if room == "" || len(room) > MaxRoomBytes {
 		return &Error{Code: CodeBadRoom, Message: fmt.Sprintf("room name must be 1 to %d characters", MaxRoomBytes)}
+	}
+	if c := room[0]; c == '-' || c == '_' || c == '.' {
+		return &Error{Code: CodeBadRoom, Message: fmt.Sprintf("room name %q must start with a letter or digit", room)}
 	}
 	for _, c := range []byte(room) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {

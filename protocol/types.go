@@ -36,8 +36,9 @@ func (k StreamKind) Valid() bool { return k >= KindControl && k <= KindFile }
 //	0x01–0x2F control   0x30–0x4F text   0x50–0x5F voice
 //	0x60–0x6F video     0x70–0x7F file   0x80–0xFF extensions (any stream)
 //
-// A known type on a stream of another kind is a protocol error, except that
-// TypeError may answer a request on the stream the request came on.
+// A type in the range of another stream kind is a protocol error (whether
+// or not the receiver knows it), except that TypeError may answer a request
+// on the stream the request came on.
 //
 // Payload layouts below use: u8/u16/u32/u64 big-endian unsigned integers,
 // i64 big-endian two's complement, str8 = u8 length + UTF-8 bytes,

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Encoding helpers. Encoders check field lengths first (validate) and then
@@ -107,6 +108,17 @@ func (d *decoder) done() error {
 		d.err = errorf(CodeMalformed, "%s: %d trailing bytes", d.t, len(d.b))
 	}
 	return d.err
+}
+
+// TruncateUTF8 shortens s to at most n bytes without splitting a character.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func cloneBytes(p []byte) []byte {

@@ -62,10 +62,14 @@ type Config struct {
 	RetainFor time.Duration
 	// PruneInterval is how often retention runs (default 1 minute).
 	PruneInterval time.Duration
-	// MaxTextLag is how many messages a live member may fall behind the
-	// room before it is disconnected as a slow consumer (default 1000).
-	// It resumes from history when it reconnects.
-	MaxTextLag int
+	// MaxTextLag and SlowConsumerGrace define a slow consumer: a member
+	// more than MaxTextLag messages behind the room whose connection has
+	// taken nothing for SlowConsumerGrace is disconnected (defaults 1000
+	// and 2s). Being behind alone is no fault: a burst committed at once
+	// puts every member behind for a moment. The member resumes from
+	// history when it reconnects.
+	MaxTextLag        int
+	SlowConsumerGrace time.Duration
 	// ControlQueueBytes caps the control and text replies queued for one
 	// client (default 256 KiB); a client over it is a slow consumer.
 	ControlQueueBytes int
@@ -99,6 +103,7 @@ func (c *Config) withDefaults() Config {
 	if d.Software == "" {
 		d.Software = "parleyd"
 	}
+	d.Software = protocol.TruncateUTF8(d.Software, protocol.MaxSoftwareBytes)
 	if d.HandshakeTimeout == 0 {
 		d.HandshakeTimeout = 5 * time.Second
 	}
@@ -107,6 +112,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.KeepAliveInterval == 0 {
 		d.KeepAliveInterval = 15 * time.Second
+	}
+	if d.SlowConsumerGrace == 0 {
+		d.SlowConsumerGrace = 2 * time.Second
 	}
 	if d.PruneInterval == 0 {
 		d.PruneInterval = time.Minute

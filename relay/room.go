@@ -199,8 +199,9 @@ func (r *room) removeLocked(m *member, reason protocol.LeaveReason) bool {
 	return true
 }
 
-// limiter returns the chat rate limiter of a member name. Limiters outlive
-// sessions, so reconnecting does not refill the bucket.
+// limiter returns the chat rate limiter of a member name. Limiters belong
+// to the room, not the session, so reconnecting does not refill the bucket
+// (while anyone is in the room).
 func (r *room) limiter(name string) *rate.Limiter {
 	r.mu.Lock()
 	defer r.mu.Unlock()

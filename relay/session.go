@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/relay/history"
+	"golang.org/x/time/rate"
 )
 
 // session is one client connection after its hello. It runs a goroutine per
@@ -51,6 +52,10 @@ type session struct {
 	closeReason string // the counted reason
 	closed      bool
 
+	// joins bounds join attempts, each of which may cost a password
+	// check. Owned by the control reader.
+	joins *rate.Limiter
+
 	// Owned by the text reader goroutine.
 	mustResend uint64    // client id the client must resend first after a rate limit
 	resendAt   time.Time // when that resend will be accepted
@@ -60,6 +65,8 @@ type session struct {
 	// Written by the writer, read by publishers to measure lag.
 	cursor atomic.Uint64
 	synced atomic.Bool
+	// progress is when the writer last completed a write (Unix nanos).
+	progress atomic.Int64
 }
 
 func newSession(srv *Server, sc *protocol.ServerConn) *session {
@@ -71,19 +78,27 @@ func newSession(srv *Server, sc *protocol.ServerConn) *session {
 		log:     srv.log.With("session", id, "remote", sc.RemoteAddr().String()),
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
+		joins:   rate.NewLimiter(rate.Every(2*time.Second), 5),
 	}
 }
 
 // run serves the session until it ends.
 func (s *session) run() {
 	s.log.Debug("session started", "software", s.sc.Hello().Software)
+	ctlDone := make(chan struct{})
 	s.goRun(s.writeLoop)
-	s.goRun(func() { s.closeOnError(s.readControl()) })
+	s.goRun(func() {
+		defer close(ctlDone)
+		s.closeOnError(s.readControl())
+	})
 	s.goRun(func() { s.closeOnStreamError(s.acceptStreams()) })
 
 	select {
 	case <-s.closing:
 	case <-s.sc.Done():
+		// The control reader reads the client's Goodbye, if any, before
+		// it sees the end: let it name the reason.
+		<-ctlDone
 		s.closeWith(protocol.CodeNone, "")
 	}
 	s.mu.Lock()
@@ -229,7 +244,9 @@ func (s *session) queue(m protocol.Message, text bool) {
 
 // textPublished is called by the room for every new entry.
 func (s *session) textPublished(head uint64) {
-	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(s.srv.cfg.MaxTextLag) {
+	cfg := &s.srv.cfg
+	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(cfg.MaxTextLag) &&
+		time.Since(time.Unix(0, s.progress.Load())) > cfg.SlowConsumerGrace {
 		s.closeWith(protocol.CodeSlowConsumer, "too far behind the room's messages")
 		return
 	}
@@ -253,6 +270,10 @@ func (s *session) readControl() error {
 		}
 		switch m := m.(type) {
 		case *protocol.Join:
+			if !s.joins.Allow() {
+				s.queueControl(&protocol.Error{Code: protocol.CodeRateLimited, RetryAfter: 2000, Message: "too many join attempts"})
+				continue
+			}
 			if err := s.join(m); err != nil {
 				var pe *protocol.Error
 				if !errors.As(err, &pe) {
@@ -447,12 +468,46 @@ func (s *session) leave(reason protocol.LeaveReason) {
 
 // ----- sending chat -----
 
+// checkText validates a chat message against the server's rules.
+func (s *session) checkText(r *room, m *protocol.SendChat) (protocol.ErrorCode, string) {
+	switch {
+	case !utf8.ValidString(m.Text):
+		return protocol.CodeInvalidUTF8, "text is not valid UTF-8"
+	case len(m.Text) > s.srv.cfg.MaxTextBytes:
+		return protocol.CodeTextTooLong, "text is longer than the server's limit of " + strconv.Itoa(s.srv.cfg.MaxTextBytes) + " bytes"
+	case strings.TrimSpace(m.Text) == "":
+		return protocol.CodeEmptyText, "text is empty"
+	case strings.ContainsFunc(m.Text, isControl):
+		return protocol.CodeBadText, "text contains control characters (only tab and newline are allowed)"
+	case m.To != "" && !r.hasMember(m.To):
+		return protocol.CodeNoSuchMember, m.To + " is not in the room"
+	}
+	return protocol.CodeNone, ""
+}
+
+// isControl reports the characters chat text may not hold: C0 controls but
+// tab and newline, DEL and C1 controls. They could drive a terminal.
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r < 0xa0
+}
+
+// ackIfStored acknowledges a resend of a message that is already stored,
+// which must not fail for reasons that arose since (its recipient left,
+// the sender is over the rate now).
+func (s *session) ackIfStored(r *room, mem *member, m *protocol.SendChat) bool {
+	e, ok, err := s.srv.store.Lookup(r.name, mem.name, m.ClientID)
+	if err != nil || !ok {
+		return false
+	}
+	s.queueText(&protocol.Ack{ClientID: e.ClientID, Seq: e.Seq, Time: e.Time})
+	return true
+}
+
 func (s *session) send(m *protocol.SendChat) {
 	reject := func(code protocol.ErrorCode, retry time.Duration, msg string) {
 		s.queueText(&protocol.Error{Code: code, Ref: m.ClientID, RetryAfter: uint32(retry.Milliseconds()), Message: msg})
 	}
 	r, mem := s.membership()
-	cfg := &s.srv.cfg
 	now := time.Now()
 	switch {
 	case mem == nil:
@@ -461,26 +516,27 @@ func (s *session) send(m *protocol.SendChat) {
 	case m.ClientID == 0:
 		reject(protocol.CodeBadClientID, 0, "client_id must not be zero")
 		return
-	case s.mustResend != 0 && m.ClientID != s.mustResend:
+	}
+	if s.mustResend != 0 {
 		// Keep the sender's order: after a rate limit, nothing is taken
 		// until the rejected message comes again.
-		reject(protocol.CodeRateLimited, max(s.resendAt.Sub(now), time.Millisecond), "resend the rate-limited message first")
-		return
-	case !utf8.ValidString(m.Text):
-		reject(protocol.CodeInvalidUTF8, 0, "text is not valid UTF-8")
-		return
-	case len(m.Text) > cfg.MaxTextBytes:
-		reject(protocol.CodeTextTooLong, 0, "text is longer than the server's limit of "+strconv.Itoa(cfg.MaxTextBytes)+" bytes")
-		return
-	case strings.TrimSpace(m.Text) == "":
-		reject(protocol.CodeEmptyText, 0, "text is empty")
-		return
-	case m.To != "" && !r.hasMember(m.To):
-		reject(protocol.CodeNoSuchMember, 0, m.To+" is not in the room")
+		if m.ClientID != s.mustResend {
+			reject(protocol.CodeRateLimited, max(s.resendAt.Sub(now), time.Millisecond), "resend the rate-limited message first")
+			return
+		}
+		s.mustResend = 0 // it came again: judge it afresh
+	}
+	if code, msg := s.checkText(r, m); code != protocol.CodeNone {
+		if !s.ackIfStored(r, mem, m) {
+			reject(code, 0, msg)
+		}
 		return
 	}
 	lim := r.limiter(mem.name)
 	if !lim.AllowN(now, 1) {
+		if s.ackIfStored(r, mem, m) {
+			return
+		}
 		res := lim.ReserveN(now, 1)
 		wait := res.DelayFrom(now)
 		res.CancelAt(now)
@@ -488,14 +544,16 @@ func (s *session) send(m *protocol.SendChat) {
 		reject(protocol.CodeRateLimited, max(wait, time.Millisecond), "sending too fast")
 		return
 	}
-	s.mustResend = 0
 	roomName := r.name
 	s.srv.store.Append(&history.AppendRequest{
 		Room: roomName, From: mem.name, To: m.To, ClientID: m.ClientID, Text: m.Text,
 		Done: func(e *history.Entry, dup bool, err error) {
 			if err != nil {
+				// The store stops taking writes after a failure, so no
+				// later message can overtake this one: close, and the
+				// client resends everything unacknowledged, in order.
 				s.log.Error("storing a message", "room", roomName, "err", err)
-				reject(protocol.CodeTryAgain, time.Second, "the server could not store the message")
+				s.closeWith(protocol.CodeInternal, "the server could not store a message")
 				return
 			}
 			if !dup {

@@ -35,6 +35,7 @@ type writer struct {
 // adds them.)
 func (s *session) writeLoop() {
 	w := &writer{s: s, entries: make([]*history.Entry, 0, maxBatchEntries)}
+	s.progress.Store(time.Now().UnixNano())
 	for {
 		select {
 		case <-s.kick:
@@ -110,7 +111,11 @@ func (w *writer) round() (bool, error) {
 
 func (w *writer) write(st *protocol.Stream, b []byte) error {
 	st.SetWriteDeadline(time.Now().Add(w.s.srv.cfg.WriteTimeout))
-	return st.WriteFrames(b)
+	if err := st.WriteFrames(b); err != nil {
+		return err
+	}
+	w.s.progress.Store(time.Now().UnixNano())
+	return nil
 }
 
 // tailLog sends the next batch of the room's log after the cursor: gap
@@ -152,8 +157,8 @@ func (w *writer) tailLog(text *protocol.Stream, r *room, m *member) (bool, error
 				continue
 			}
 			msg := protocol.Chat{Seq: e.Seq, Time: e.Time, From: e.From, To: e.To, Text: e.Text}
-			if e.From == m.name {
-				msg.ClientID = e.ClientID
+			if e.From == m.name && e.Seq > m.dmSince {
+				msg.ClientID = e.ClientID // only in the sender's own copy
 			}
 			if w.out, err = msg.AppendBinary(w.out); err != nil {
 				return false, err

@@ -73,6 +73,10 @@ type result struct {
 
 // commitBatch stores a batch of appends and token writes in one transaction.
 func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
+	if s.broken != nil {
+		s.failBatch(batch, s.broken)
+		return
+	}
 	ctx := context.Background()
 	results := make([]result, len(batch))
 	touched := make(map[string]*roomState)
@@ -121,14 +125,8 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 		for room := range touched {
 			delete(heads, room)
 		}
-		for _, r := range batch {
-			switch {
-			case r.app != nil:
-				r.app.Done(nil, false, err)
-			case r.token != nil:
-				r.token.done <- err
-			}
-		}
+		s.broken = fmt.Errorf("history: the store stopped after a failed commit: %w", err)
+		s.failBatch(batch, err)
 		return
 	}
 	s.mu.Lock()
@@ -142,6 +140,17 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 			r.app.Done(results[i].e, results[i].dup, nil)
 		case r.token != nil:
 			r.token.done <- nil
+		}
+	}
+}
+
+func (s *Store) failBatch(batch []request, err error) {
+	for _, r := range batch {
+		switch {
+		case r.app != nil:
+			r.app.Done(nil, false, err)
+		case r.token != nil:
+			r.token.done <- err
 		}
 	}
 }

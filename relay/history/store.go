@@ -67,6 +67,11 @@ type Store struct {
 	stop chan struct{}
 	done chan struct{}
 
+	// broken is the first commit failure; the committer then fails every
+	// later write, so that no message is stored after one that was lost
+	// (which would break a sender's order). Owned by the committer.
+	broken error
+
 	mu    sync.Mutex // guards rooms
 	rooms map[string]*roomState
 
@@ -303,6 +308,20 @@ func (s *Store) RecentStart(room string, n int) (uint64, error) {
 		return 0, fmt.Errorf("history: reading room %q: %w", room, err)
 	}
 	return seq - 1, nil
+}
+
+// Lookup returns the stored message of a room with a sender's client id.
+func (s *Store) Lookup(room, from string, clientID uint64) (*Entry, bool, error) {
+	e := &Entry{From: from, ClientID: clientID}
+	err := s.db.QueryRow(`SELECT seq, time, recipient, text FROM messages WHERE room = ? AND sender = ? AND client_id = ?`,
+		room, from, int64(clientID)).Scan(&e.Seq, &e.Time, &e.To, &e.Text)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("history: looking up a message: %w", err)
+	}
+	return e, true, nil
 }
 
 // Token returns the resume token hash recorded for a member name and the
