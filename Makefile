@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 PORT ?= 7700
+LISTEN ?= :$(PORT)
 NAME ?= $(shell whoami 2>/dev/null || echo me)
 DATA ?= $(HOME)/.local/share/parley
 BIN := bin
@@ -28,13 +29,15 @@ deps:
 	  else echo "missing system packages:$$missing (install them with apt-get)"; exit 1; fi; \
 	fi
 
-# run starts a local parleyd (data in $(DATA)) and joins its lobby with the
-# terminal client; leaving the client (/quit or Ctrl-D) stops the server.
+# run starts a local parleyd (data in $(DATA), listening on $(LISTEN)) and
+# joins its lobby with the terminal client; the printed invite link lets
+# others on the network join too. Leaving the client (/quit or Ctrl-D) stops
+# the server.
 run: deps build
 	@mkdir -p "$(DATA)"; \
 	if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
 	  echo "port $(PORT) is in use: stop what runs there or use make run PORT=7701"; exit 1; fi; \
-	$(BIN)/parleyd --listen 127.0.0.1:$(PORT) --data "$(DATA)" 2>"$(DATA)/parleyd.log" & pid=$$!; \
+	$(BIN)/parleyd --listen $(LISTEN) --data "$(DATA)" 2>"$(DATA)/parleyd.log" & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
 	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	echo "parleyd is running (log: $(DATA)/parleyd.log). Invite others with:"; \
