@@ -285,10 +285,12 @@ func (c *Conn) read(s *Stream) {
 		case c.in <- inbound{m: m}:
 		case <-c.sess.CloseChan():
 			// Keep what fits for Receive; the rest of a dead session is
-			// dropped (text is resumed from the server's history).
+			// dropped (text is resumed from the server's history). Stop at
+			// the first drop: a later message must never overtake it.
 			select {
 			case c.in <- inbound{m: m}:
 			default:
+				return
 			}
 		}
 	}

@@ -48,7 +48,8 @@ type Config struct {
 	MaxTextBytes int
 	// TextBurst and TextPerMinute are each member's chat rate: a token
 	// bucket of TextBurst messages refilled at TextPerMinute (defaults 20
-	// and 120). Over it the sender gets CodeRateLimited.
+	// and 120, at most 65535 each). Over it the sender gets
+	// CodeRateLimited.
 	TextBurst     int
 	TextPerMinute int
 	// HistoryOnJoin is how many recent room messages a fresh member gets
@@ -130,7 +131,10 @@ func (c *Config) withDefaults() Config {
 	def(&d.TextBurst, 20)
 	def(&d.TextPerMinute, 120)
 	def(&d.HistoryOnJoin, 100)
-	d.HistoryOnJoin = max(d.HistoryOnJoin, 0)
+	// The Welcome announces these in 16 bits; enforce what is announced.
+	d.TextBurst = min(d.TextBurst, 65535)
+	d.TextPerMinute = min(d.TextPerMinute, 65535)
+	d.HistoryOnJoin = min(max(d.HistoryOnJoin, 0), 65535)
 	def(&d.RetainMessages, 100000)
 	d.RetainMessages = max(d.RetainMessages, 0)
 	def(&d.MaxTextLag, 1000)
@@ -151,6 +155,7 @@ type FileConfig struct {
 	TextBurst      int                   `json:"text_burst,omitempty"`
 	TextPerMinute  int                   `json:"text_per_minute,omitempty"`
 	MaxTextLag     int                   `json:"max_text_lag,omitempty"`
+	SlowGrace      Duration              `json:"slow_consumer_grace,omitempty"`
 	MaxRoomMembers int                   `json:"max_room_members,omitempty"`
 	WriteTimeout   Duration              `json:"write_timeout,omitempty"`
 	KeepAlive      Duration              `json:"keepalive,omitempty"`
@@ -214,6 +219,9 @@ func LoadConfigFile(path string, cfg *Config) error {
 	setInt(&cfg.MaxRoomMembers, fc.MaxRoomMembers)
 	if fc.RetainFor != 0 {
 		cfg.RetainFor = time.Duration(fc.RetainFor)
+	}
+	if fc.SlowGrace != 0 {
+		cfg.SlowConsumerGrace = time.Duration(fc.SlowGrace)
 	}
 	if fc.WriteTimeout != 0 {
 		cfg.WriteTimeout = time.Duration(fc.WriteTimeout)

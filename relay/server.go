@@ -105,9 +105,9 @@ func New(cfg Config) (*Server, error) {
 		Welcome: protocol.Welcome{
 			Software:      c.Software,
 			MaxTextBytes:  uint32(c.MaxTextBytes),
-			TextBurst:     uint16(min(c.TextBurst, 65535)),
-			TextPerMinute: uint16(min(c.TextPerMinute, 65535)),
-			HistoryOnJoin: uint16(min(c.HistoryOnJoin, 65535)),
+			TextBurst:     uint16(c.TextBurst),
+			TextPerMinute: uint16(c.TextPerMinute),
+			HistoryOnJoin: uint16(c.HistoryOnJoin),
 		},
 		Guard:             protocol.GuardLimits{StreamOpens: c.StreamOpens, StreamOpenBurst: c.StreamOpenBurst},
 		KeepAliveInterval: c.KeepAliveInterval,
@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.store.Prune(); err != nil {
 		s.log.Warn("applying retention", "err", err)
 	}
-	go s.pruneLoop()
+	go s.maintain()
 	return s, nil
 }
 
@@ -264,18 +264,41 @@ func (s *Server) Close() error {
 	return s.Shutdown(ctx)
 }
 
-func (s *Server) pruneLoop() {
+// maintain applies retention every PruneInterval and sweeps for slow
+// consumers every half SlowConsumerGrace.
+func (s *Server) maintain() {
 	defer close(s.pruneDone)
-	t := time.NewTicker(s.cfg.PruneInterval)
-	defer t.Stop()
+	prune := time.NewTicker(s.cfg.PruneInterval)
+	defer prune.Stop()
+	sweep := time.NewTicker(s.cfg.SlowConsumerGrace / 2)
+	defer sweep.Stop()
 	for {
 		select {
-		case <-t.C:
+		case <-prune.C:
 			if err := s.store.Prune(); err != nil {
 				s.log.Warn("applying retention", "err", err)
 			}
+		case <-sweep.C:
+			s.sweepSlowConsumers()
 		case <-s.ctx.Done():
 			return
+		}
+	}
+}
+
+func (s *Server) sweepSlowConsumers() {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.RLock()
+		head, list := r.head, r.list
+		r.mu.RUnlock()
+		for _, m := range list {
+			m.sess.cutIfSlow(head)
 		}
 	}
 }

@@ -244,13 +244,23 @@ func (s *session) queue(m protocol.Message, text bool) {
 
 // textPublished is called by the room for every new entry.
 func (s *session) textPublished(head uint64) {
+	if !s.cutIfSlow(head) {
+		s.wake()
+	}
+}
+
+// cutIfSlow disconnects the session if it is a slow consumer: more than
+// MaxTextLag behind the room's head and nothing written to it for
+// SlowConsumerGrace. It is checked on every publish and by the server's
+// periodic sweep (a room may fall quiet while a member is stalled).
+func (s *session) cutIfSlow(head uint64) bool {
 	cfg := &s.srv.cfg
 	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(cfg.MaxTextLag) &&
 		time.Since(time.Unix(0, s.progress.Load())) > cfg.SlowConsumerGrace {
 		s.closeWith(protocol.CodeSlowConsumer, "too far behind the room's messages")
-		return
+		return true
 	}
-	s.wake()
+	return false
 }
 
 // membership returns the session's room and member (nil when not in one).

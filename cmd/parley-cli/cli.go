@@ -194,6 +194,9 @@ func exitFor(err error, ctx context.Context) (int, error) {
 	case ctx.Err() != nil:
 		return exitInterrupted, nil
 	case errors.Is(err, protocol.ErrIdentityChanged):
+		if ks, kerr := protocol.DefaultKnownServersPath(); kerr == nil {
+			err = fmt.Errorf("%w (the trusted key is in %s)", err, ks)
+		}
 		return exitIdentityChanged, err
 	case errors.Is(err, protocol.ErrUnknownServer):
 		return exitUnknownServer, fmt.Errorf("%w (run with --trust-on-first-use to accept it)", err)
@@ -213,6 +216,9 @@ type printer struct {
 	json        bool
 }
 
+// jsonTime is RFC 3339 with milliseconds.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
 // jsonEvent is the --json form of an event.
 type jsonEvent struct {
 	Type  string `json:"type"`
@@ -231,7 +237,7 @@ type jsonEvent struct {
 func (p *printer) print(ev client.Event) {
 	if p.json {
 		je := jsonEvent{Type: string(ev.Type), Room: ev.Room, Seq: ev.Seq, GapTo: ev.GapTo, From: ev.From, To: ev.To,
-			Text: ev.Text, Time: ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Mine: ev.Mine}
+			Text: ev.Text, Time: ev.Time.UTC().Format(jsonTime), Mine: ev.Mine}
 		if ev.Err != nil {
 			je.Error = ev.Err.Error()
 			if code := protocol.CodeOf(ev.Err); code != protocol.CodeNone {
@@ -266,7 +272,7 @@ func (p *printer) print(ev client.Event) {
 // local reports a problem with the user's own input.
 func (p *printer) local(msg string) {
 	if p.json {
-		b, _ := json.Marshal(jsonEvent{Type: "error", Error: msg, Time: time.Now().UTC().Format(time.RFC3339)})
+		b, _ := json.Marshal(jsonEvent{Type: "error", Error: msg, Time: time.Now().UTC().Format(jsonTime)})
 		fmt.Fprintf(p.out, "%s\n", b)
 		return
 	}

@@ -83,6 +83,7 @@ type Client struct {
 	// Owned by Run's goroutine.
 	outbox   []*outgoing // not yet acknowledged, in send order
 	lastSeq  uint64
+	ackedTo  uint64 // highest sequence number acknowledged to this client
 	joined   bool // joined at least once: later joins resume
 	token    []byte
 	roster   map[uint32]string
@@ -176,8 +177,9 @@ func newClientID() uint64 {
 	}
 }
 
-// Flush waits until every message sent so far is acknowledged (or has
-// failed for good, which is reported as an EventError).
+// Flush waits until every message sent so far is acknowledged and its copy
+// delivered as an Event (or has failed for good, which is reported as an
+// EventError).
 func (c *Client) Flush(ctx context.Context) error {
 	ch := make(chan struct{})
 	c.mu.Lock()
@@ -217,9 +219,11 @@ func Fatal(err error) bool {
 }
 
 // Run connects and keeps the client in the room until ctx is done, Leave is
-// called (ErrLeft), or a fatal error (see Fatal) happens. A name already in
-// use is fatal on the first join and retried afterwards: it is then usually
-// this client's own stale session, which the server drops soon.
+// called (ErrLeft), or a fatal error (see Fatal) happens. If the first
+// connection fails, Run returns its error: a server that was never reached
+// is reported, not retried. After the first join every failure is retried
+// except fatal ones. A name already in use is then usually this client's
+// own stale session, which the server drops soon.
 func (c *Client) Run(ctx context.Context) error {
 	defer close(c.events)
 	backoff := c.cfg.MinBackoff
@@ -230,9 +234,7 @@ func (c *Client) Run(ctx context.Context) error {
 			return ErrLeft
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case Fatal(err):
-			return err
-		case !c.joined && (errors.Is(err, protocol.CodeNameTaken) || errors.Is(err, protocol.CodeRoomFull)):
+		case Fatal(err) || !c.joined:
 			return err
 		}
 		if connected {
@@ -274,7 +276,7 @@ func (c *Client) emit(ctx context.Context, ev Event) {
 }
 
 func (c *Client) answerFlushers() {
-	if len(c.outbox) > 0 {
+	if len(c.outbox) > 0 || c.lastSeq < c.ackedTo {
 		return
 	}
 	for _, ch := range c.flushers {
@@ -404,6 +406,7 @@ func (c *Client) handle(ctx context.Context, m protocol.Message) error {
 			return nil // already delivered before a reconnect
 		}
 		c.lastSeq = m.Seq
+		defer c.answerFlushers()
 		ev := Event{Type: EventText, Room: room, Seq: m.Seq, From: m.From, To: m.To, Text: m.Text,
 			Time: time.UnixMilli(m.Time), Mine: m.From == c.cfg.Name, ID: m.ClientID}
 		if m.To != "" {
@@ -411,6 +414,7 @@ func (c *Client) handle(ctx context.Context, m protocol.Message) error {
 		}
 		c.emit(ctx, ev)
 	case *protocol.Ack:
+		c.ackedTo = max(c.ackedTo, m.Seq)
 		c.acked(m.ClientID)
 	case *protocol.Gap:
 		if m.To <= c.lastSeq {
@@ -421,6 +425,7 @@ func (c *Client) handle(ctx context.Context, m protocol.Message) error {
 		c.emit(ctx, Event{Type: EventGap, Room: room, Seq: from, GapTo: m.To, Time: time.Now()})
 	case *protocol.Synced:
 		c.lastSeq = max(c.lastSeq, m.Seq)
+		c.answerFlushers()
 	case *protocol.MemberJoined:
 		c.roster[m.ID] = m.Name
 		c.emit(ctx, Event{Type: EventJoin, Room: room, From: m.Name, Time: time.Now()})

@@ -1,0 +1,69 @@
+package e2etest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Paths of the binaries TestMain builds.
+var (
+	parleydBin string
+	cliBin     string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "parley-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2etest:", err)
+		os.Exit(1)
+	}
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2etest: building the binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	parleydBin = filepath.Join(dir, "parleyd")
+	cliBin = filepath.Join(dir, "parley-cli")
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// build compiles parleyd and parley-cli into dir, with the race detector
+// when this test binary has it.
+func build(dir string) error {
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/parleychat/parley/cmd/parleyd", "github.com/parleychat/parley/cmd/parley-cli")
+	cmd := exec.Command(goTool(), args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %v: %w\n%s", args, err, out)
+	}
+	return nil
+}
+
+// goTool returns the go command of the toolchain running the tests.
+func goTool() string {
+	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
+		if root == "" {
+			continue
+		}
+		p := filepath.Join(root, "bin", "go")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
