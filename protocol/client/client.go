@@ -84,7 +84,7 @@ type Client struct {
 	outbox   []*outgoing // not yet acknowledged, in send order
 	lastSeq  uint64
 	ackedTo  uint64 // highest sequence number acknowledged to this client
-	joined   bool // joined at least once: later joins resume
+	joined   bool   // joined at least once: later joins resume
 	token    []byte
 	roster   map[uint32]string
 	limiter  *rate.Limiter
