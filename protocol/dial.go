@@ -266,7 +266,13 @@ func (c *Conn) read(s *Stream) {
 		}
 		switch m := m.(type) {
 		case *Ping:
-			go c.Send(&Pong{Nonce: m.Nonce})
+			// Answer off this goroutine: the write may wait, and this
+			// reader must keep reading. Counted so Close waits for it.
+			c.readers.Add(1)
+			go func() {
+				defer c.readers.Done()
+				c.Send(&Pong{Nonce: m.Nonce})
+			}()
 			continue
 		case *Pong:
 			c.mu.Lock()

@@ -60,6 +60,18 @@ func goldenCases() []goldenCase {
 	}
 }
 
+// goldenMessage returns a fresh copy of the golden case called name.
+func goldenMessage(t testing.TB, name string) Message {
+	t.Helper()
+	for _, c := range goldenCases() {
+		if c.name == name {
+			return c.m
+		}
+	}
+	t.Fatalf("no golden case %q", name)
+	return nil
+}
+
 func goldenPath(name string) string { return filepath.Join("testdata", "golden", name+".bin") }
 
 // readGolden returns the stored frame of c.

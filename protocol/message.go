@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Message is one typed message: the closed set of payload types this package
 // defines (*Hello, *Welcome, *Join, ... *Synced). Decoded messages own their
@@ -75,7 +78,7 @@ func newMessage(t Type) Message {
 // ErrUnknownType is returned (wrapped) by Decode for a type this version
 // does not implement. Stream readers skip such frames unless they are
 // flagged critical.
-var ErrUnknownType = fmt.Errorf("protocol: unknown message type")
+var ErrUnknownType = errors.New("protocol: unknown message type")
 
 // Decode decodes the payload of a frame of type t. The payload must hold
 // exactly one message; it is not retained.

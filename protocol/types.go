@@ -220,6 +220,9 @@ func (t Type) Known() bool { return typeInfos[t].implemented }
 // AllowedOn reports whether a frame of type t may appear on a stream of kind
 // k: its own kind's range, the extension range, or TypeError on any stream.
 func (t Type) AllowedOn(k StreamKind) bool {
+	if t == 0 {
+		return false
+	}
 	tk := t.Kind()
 	return tk == k || tk == KindUnknown || t == TypeError
 }

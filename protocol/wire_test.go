@@ -293,7 +293,7 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	for i := range b {
 		b[i] = 0
 	}
-	if want := goldenCases()[3].m; !reflect.DeepEqual(m, want) {
+	if want := goldenMessage(t, "join-resume"); !reflect.DeepEqual(m, want) {
 		t.Errorf("DecodeFrame result changed with its input: %+v, want %+v", m, want)
 	}
 }

@@ -1,0 +1,280 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// addGoldenFrames seeds f with every golden frame, passed through add.
+func addGoldenFrames(f *testing.F, add func(frame []byte)) {
+	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.bin"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no golden files: %v", err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		add(b)
+	}
+}
+
+// checkRoundTrip checks a message decoded from frame: encoding it gives
+// frame back (but for the flags, which are not part of a message and which
+// encoders set to zero), and decoding that gives the message back.
+func checkRoundTrip(t *testing.T, m Message, frame []byte) {
+	t.Helper()
+	enc, err := Marshal(m)
+	if err != nil {
+		t.Fatalf("Marshal(%+v) error %v, but it was decoded from %x", m, err, frame)
+	}
+	want := bytes.Clone(frame)
+	want[1] = 0
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("Marshal(%+v) = %x, want %x (decoded from %x)", m, enc, want, frame)
+	}
+	if m.Size() != len(enc) {
+		t.Fatalf("(%+v).Size() = %d, want %d", m, m.Size(), len(enc))
+	}
+	m2, n, err := DecodeFrame(enc)
+	if err != nil || n != len(enc) || !reflect.DeepEqual(m2, m) {
+		t.Fatalf("DecodeFrame(%x) = %+v, %d, %v, want %+v, %d, nil", enc, m2, n, err, m, len(enc))
+	}
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	addGoldenFrames(f, func(b []byte) {
+		f.Add(b)
+		f.Add(append(bytes.Clone(b), b...))
+	})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, n, err := DecodeFrame(b)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("DecodeFrame(%x) = %+v, %v, want no message with the error", b, m, err)
+			}
+			return
+		}
+		h, _ := ParseHeader(b)
+		if n != HeaderSize+int(h.Length) || n > len(b) {
+			t.Fatalf("DecodeFrame(%x) used %d bytes, want %d", b, n, HeaderSize+int(h.Length))
+		}
+		if m.Type() != h.Type {
+			t.Fatalf("DecodeFrame(%x) = %v, want type %v", b, m.Type(), h.Type)
+		}
+		checkRoundTrip(t, m, b[:n])
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	addGoldenFrames(f, func(b []byte) { f.Add(b[0], b[HeaderSize:]) })
+	f.Fuzz(func(t *testing.T, typ byte, payload []byte) {
+		m, err := Decode(Type(typ), payload)
+		if err != nil {
+			return
+		}
+		frame := AppendHeader(nil, Header{Type: Type(typ), Length: uint32(len(payload))})
+		checkRoundTrip(t, m, append(frame, payload...))
+	})
+}
+
+// chunkReader returns its input in chunks of random sizes, as a network
+// connection may. The sizes come from a seeded generator, so a fuzz input
+// always splits the same way.
+type chunkReader struct {
+	data []byte
+	rng  *rand.Rand
+	n    int // bytes returned so far
+}
+
+func newChunkReader(seed uint64, data []byte) *chunkReader {
+	return &chunkReader{data: data, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// next returns the size of the next chunk: mostly small, sometimes large.
+func (r *chunkReader) next() int {
+	if r.rng.IntN(8) == 0 {
+		return 1 + r.rng.IntN(4096)
+	}
+	return 1 + r.rng.IntN(16)
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[:min(len(r.data), r.next())])
+	r.data = r.data[n:]
+	r.n += n
+	return n, nil
+}
+
+// FuzzFrameReader reads arbitrary bytes, split at random, with a
+// FrameReader and checks every frame and the final error against a direct
+// parse of the whole input.
+func FuzzFrameReader(f *testing.F) {
+	var all []byte
+	addGoldenFrames(f, func(b []byte) {
+		f.Add(uint64(len(b)), b)
+		all = append(all, b...)
+	})
+	f.Add(uint64(1), all)
+	f.Add(uint64(2)|500<<48, all) // with a limit of 250 bytes
+	f.Add(uint64(3), concat(rawFrame(0x90, FlagCritical, 10), rawFrame(TypeVoice, 0, 100), AppendHeader(nil, Header{Type: 0x80, Length: 1 << 31})))
+	f.Fuzz(func(t *testing.T, seed uint64, data []byte) {
+		cr := newChunkReader(seed, data)
+		fr := NewFrameReader(cr)
+		// Half the inputs also get a limit of 0 to 32767 bytes.
+		var limit uint32
+		if seed&1 == 0 {
+			limit = uint32(seed>>48) / 2
+			fr.SetLimit(limit)
+		}
+		off := 0
+		for {
+			h, p, err := fr.Next()
+			rest := data[off:]
+			if len(rest) == 0 {
+				if err != io.EOF {
+					t.Fatalf("Next() at the end = %+v, %v, want %v", h, err, io.EOF)
+				}
+				return
+			}
+			if len(rest) < HeaderSize {
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("Next() with %d bytes left = %+v, %v, want %v", len(rest), h, err, io.ErrUnexpectedEOF)
+				}
+				return
+			}
+			want, _ := ParseHeader(rest)
+			if h != want {
+				t.Fatalf("Next() header = %+v, want %+v", h, want)
+			}
+			max := MaxPayload(want.Type)
+			if limit != 0 {
+				max = min(max, limit)
+			}
+			if want.Length > max {
+				if CodeOf(err) != CodeFrameTooLarge || p != nil {
+					t.Fatalf("Next() = %+v, %d bytes, %v, want code %v", h, len(p), err, CodeFrameTooLarge)
+				}
+				if cr.n != off+HeaderSize {
+					t.Fatalf("Next() of a too large frame read %d bytes past its header, want 0", cr.n-off-HeaderSize)
+				}
+				return
+			}
+			end := HeaderSize + int(want.Length)
+			if len(rest) < end {
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("Next() of a %d-byte frame with %d bytes left = %v, want %v", end, len(rest), err, io.ErrUnexpectedEOF)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(p, rest[HeaderSize:end]) {
+				t.Fatalf("Next() = %+v, %x, %v, want %x", h, p, err, rest[HeaderSize:end])
+			}
+			if uint32(len(p)) > MaxPayload(h.Type) {
+				t.Fatalf("Next() returned %d bytes for %v, over its cap %d", len(p), h.Type, MaxPayload(h.Type))
+			}
+			if m, err := Decode(h.Type, p); err == nil {
+				checkRoundTrip(t, m, rest[:end])
+			}
+			off += end
+		}
+	})
+}
+
+func FuzzParseInvite(f *testing.F) {
+	for _, s := range []string{
+		"parley://example.com:7700/lobby?fp=" + testFingerprint,
+		"parley://example.com/dev-team",
+		"parley://[::1]:7701/r.1_x",
+		"parley://[fe80::1%25eth0]:7700/lobby",
+		"parley://10.0.0.1",
+		"parley://host:/",
+		"parley://user@host:1/room?fp=&x=y#frag",
+		" parley://HOST/room ",
+		"parley://h%C3%A9/room",
+		"http://example.com/lobby",
+		"parley:opaque",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		inv, err := ParseInvite(s)
+		if err != nil {
+			return
+		}
+		if err := ValidRoom(inv.Room); err != nil {
+			t.Fatalf("ParseInvite(%q) = %#v with an invalid room: %v", s, inv, err)
+		}
+		if inv.Fingerprint != "" && !ValidFingerprint(inv.Fingerprint) {
+			t.Fatalf("ParseInvite(%q) = %#v with an invalid fingerprint", s, inv)
+		}
+		if _, _, err := net.SplitHostPort(inv.Addr); err != nil {
+			t.Fatalf("ParseInvite(%q) = %#v with an invalid address: %v", s, inv, err)
+		}
+		link := inv.String()
+		inv2, err := ParseInvite(link)
+		if err != nil || inv2 != inv {
+			t.Fatalf("ParseInvite(%q) = %#v, %v, want %#v (from ParseInvite(%q))", link, inv2, err, inv, s)
+		}
+		if link2 := inv2.String(); link2 != link {
+			t.Fatalf("(%#v).String() = %q, want %q", inv2, link2, link)
+		}
+	})
+}
+
+// FuzzGuard feeds arbitrary bytes to the guard, whole and split at random,
+// and checks that both give the same verdict and the same state.
+func FuzzGuard(f *testing.F) {
+	small := concat(
+		yframe(yamuxTypeWindow, ySYN, 3, 0),
+		yframe(yamuxTypeData, 0, 3, 40),
+		yframe(yamuxTypePing, ySYN, 0, 2),
+		yframe(yamuxTypeData, yFIN, 3, 0),
+		yframe(yamuxTypeGoAway, 0, 0, 0),
+	)
+	f.Add(uint64(1), false, preHelloTraffic())
+	f.Add(uint64(2), true, small)
+	f.Add(uint64(3), false, concat(yframe(yamuxTypeWindow, ySYN, 1, 0), yframe(yamuxTypeWindow, ySYN, 3, 0)))
+	f.Add(uint64(4), true, bytes.Repeat(yframe(yamuxTypePing, ySYN, 0, 1), 5))
+	f.Add(uint64(5), false, yframe(yamuxTypeData, 0, 1, 100)[:yamuxHeaderSize])
+	f.Fuzz(func(t *testing.T, seed uint64, helloDone bool, data []byte) {
+		limits := GuardLimits{PreHelloFrame: 64, StreamOpens: 1e-6, StreamOpenBurst: 4, Pings: 1e-6, PingBurst: 3}
+		whole := newGuard(nil, limits)
+		whole.helloDone.Store(helloDone)
+		v1 := whole.inspect(data)
+
+		split := newGuard(nil, limits)
+		split.helloDone.Store(helloDone)
+		cr := newChunkReader(seed, data)
+		var v2 *Error
+		buf := make([]byte, 4096)
+		for v2 == nil {
+			n, err := cr.Read(buf)
+			if err != nil {
+				break
+			}
+			v2 = split.inspect(buf[:n])
+		}
+		if CodeOf(errOrNil(v1)) != CodeOf(errOrNil(v2)) {
+			t.Fatalf("inspect(%x) = %v whole, %v split, want the same", data, v1, v2)
+		}
+		if v1 == nil && (whole.hdrN != split.hdrN || whole.body != split.body || whole.opens != split.opens) {
+			t.Fatalf("inspect(%x) leaves state %d/%d/%d whole, %d/%d/%d split, want the same",
+				data, whole.hdrN, whole.body, whole.opens, split.hdrN, split.body, split.opens)
+		}
+		if whole.hdrN >= yamuxHeaderSize {
+			t.Fatalf("inspect(%x) leaves %d header bytes pending, want fewer than %d", data, whole.hdrN, yamuxHeaderSize)
+		}
+	})
+}
