@@ -529,3 +529,28 @@ func TestConfigFile(t *testing.T) {
 		t.Fatal("a plain-text password was accepted as a hash")
 	}
 }
+
+// A session that is closed while its Join is being handled (here for a
+// protocol error on its text stream) must not stay behind as a member.
+func TestNoGhostMemberAfterCloseDuringJoin(t *testing.T) {
+	hash, err := HashPassword("pw") // the check makes the join take a while
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Config{Rooms: map[string]RoomConfig{"secret": {PasswordHash: hash}}})
+	for i := range 5 {
+		r := dialRaw(t, ts)
+		r.hello()
+		txt := r.open(protocol.KindText)
+		r.write(r.ctl, frame(&protocol.Join{Room: "secret", Name: "ghost", Password: "pw"}))
+		r.write(txt, frame(&protocol.Ping{Nonce: 1})) // a control type on the text stream: fatal
+		expectClosed(t, r.tls)
+		waitFor(t, "the session to end", func() bool { return ts.Stats().Closes["unexpected"] == uint64(i+1) })
+		c := dial(t, ts)
+		if _, err := c.tryJoin(&protocol.Join{Room: "secret", Name: "ghost", Password: "pw"}); err != nil {
+			t.Fatalf("round %d: joining as ghost after its session ended: %v", i, err)
+		}
+		c.conn.Close()
+		waitFor(t, "the room to empty", func() bool { return ts.Stats().Rooms == 0 })
+	}
+}

@@ -393,6 +393,7 @@ func (s *session) join(j *protocol.Join) error {
 		r.joinMu.Unlock() // emptied and dropped meanwhile: open it again
 	}
 	defer r.joinMu.Unlock()
+	defer s.srv.dropRoomIfEmpty(r) // a failed join may have opened it for nothing
 
 	store := s.srv.store
 	tokHash, since, known, err := store.Token(j.Room, j.Name)
@@ -432,20 +433,28 @@ func (s *session) join(j *protocol.Join) error {
 	}
 
 	r.mu.Lock()
+	m := &member{id: r.nextID, name: j.Name, sess: s, dmSince: since}
+	// Become a member only if the session is still open: once closed, its
+	// run goroutine leaves whatever room it sees here, and a member added
+	// after that would stay behind as a ghost.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		r.mu.Unlock()
+		return nil
+	}
+	s.room, s.member = r, m
+	s.epoch++
+	s.startCursor = start
+	s.mu.Unlock()
 	var replaced *member
 	if old := r.members[j.Name]; old != nil {
 		r.removeLocked(old, protocol.LeftReplaced)
 		replaced = old
 	}
-	m := &member{id: r.nextID, name: j.Name, sess: s, dmSince: since}
 	r.nextID++
 	r.addLocked(m)
 	joined := &protocol.Joined{Room: j.Room, MemberID: m.id, Name: m.name, Token: token, HeadSeq: r.head, Members: r.rosterLocked()}
-	s.mu.Lock()
-	s.room, s.member = r, m
-	s.epoch++
-	s.startCursor = start
-	s.mu.Unlock()
 	s.queueControl(joined)
 	r.mu.Unlock()
 

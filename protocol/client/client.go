@@ -314,6 +314,14 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	c.joined = true
 	c.token = joined.Token
 	c.emit(ctx, Event{Type: EventConnected, Room: joined.Room, From: joined.Name, Text: w.Software, Seq: joined.HeadSeq, Time: time.Now()})
+	if joined.HeadSeq < c.lastSeq {
+		// The server's history is behind what this client saw: it was
+		// reset (a server without a data directory restarted, or its
+		// database was replaced). Its sequence numbers start over.
+		c.emit(ctx, Event{Type: EventError, Room: joined.Room, Time: time.Now(),
+			Err: fmt.Errorf("the server's history was reset: messages %d to %d are gone", joined.HeadSeq+1, c.lastSeq)})
+		c.lastSeq, c.ackedTo = joined.HeadSeq, min(c.ackedTo, joined.HeadSeq)
+	}
 	c.syncRoster(ctx, joined.Members)
 	for _, o := range c.outbox {
 		o.sent = false

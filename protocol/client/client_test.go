@@ -241,3 +241,38 @@ func TestRosterAcrossReconnect(t *testing.T) {
 		t.Fatalf("after reconnect alice saw %s %s, want bob joining", ev.Type, ev.From)
 	}
 }
+
+// A server whose history was reset (one without a data directory restarted)
+// numbers messages from 1 again; the client must not take the new messages
+// for ones it has already seen.
+func TestHistoryReset(t *testing.T) {
+	cert, err := relay.NewIdentity() // the same key across the restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, relay.Config{Certificate: &cert})
+	inv := s.invite()
+	alice := run(t, client.Config{Invite: inv, Name: "alice"})
+	bob := run(t, client.Config{Invite: inv, Name: "bob"})
+	alice.next(t, client.EventConnected)
+	bob.next(t, client.EventConnected)
+	for i := range 5 {
+		alice.Send(fmt.Sprint("before", i))
+	}
+	bob.texts(t, 5)
+	s.restart()
+	bob.next(t, client.EventConnected)
+	if ev := bob.next(t, client.EventError); ev.Err == nil {
+		t.Fatal("no error event about the reset history")
+	}
+	alice.next(t, client.EventConnected)
+	alice.Send("after restart")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := alice.Flush(ctx); err != nil {
+		t.Fatalf("Flush after the reset: %v", err)
+	}
+	if ev := bob.texts(t, 1)[0]; ev.Text != "after restart" || ev.Seq != 1 {
+		t.Fatalf("bob got %q seq %d, want the new message with seq 1", ev.Text, ev.Seq)
+	}
+}
