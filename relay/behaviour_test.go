@@ -53,15 +53,15 @@ func TestRosterEvents(t *testing.T) {
 	if err := b.conn.Send(&protocol.Leave{}); err != nil {
 		t.Fatal(err)
 	}
-	ml := expect[*protocol.MemberLeft](a)
+	ml := expect[*protocol.MemberLeft](a, protocol.TypeSynced)
 	if ml.Name != "bob" || ml.Reason != protocol.LeftNormally {
 		t.Fatalf("alice saw %+v, want bob left normally", ml)
 	}
 	// bob can join again after leaving.
 	b.join("lobby", "bob")
-	expect[*protocol.MemberJoined](a)
+	expect[*protocol.MemberJoined](a, protocol.TypeSynced)
 	b.conn.Abort()
-	if ml := expect[*protocol.MemberLeft](a); ml.Reason != protocol.LeftDisconnected {
+	if ml := expect[*protocol.MemberLeft](a, protocol.TypeSynced); ml.Reason != protocol.LeftDisconnected {
 		t.Fatalf("after bob's connection died alice saw reason %v, want %v", ml.Reason, protocol.LeftDisconnected)
 	}
 }
@@ -552,5 +552,46 @@ func TestNoGhostMemberAfterCloseDuringJoin(t *testing.T) {
 		}
 		c.conn.Close()
 		waitFor(t, "the room to empty", func() bool { return ts.Stats().Rooms == 0 })
+	}
+}
+
+// A member that was idle for longer than the grace and then falls behind
+// in a burst is judged from when it fell behind, not from its last write:
+// members that read all the time are never cut.
+func TestIdleMembersSurviveBurst(t *testing.T) {
+	const grace = 100 * time.Millisecond
+	ts := startServer(t, Config{TextBurst: 60000, TextPerMinute: 60000, MaxTextLag: 20, SlowConsumerGrace: grace})
+	witness := dial(t, ts)
+	witness.join("lobby", "witness")
+	expect[*protocol.Synced](witness)
+	var senders []*client
+	for i := range 4 {
+		c := dial(t, ts)
+		c.join("lobby", fmt.Sprint("s", i))
+		senders = append(senders, c)
+		go func() { // every member reads all the time
+			for {
+				if _, err := c.conn.Receive(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Idle for longer than the grace: the condition under test, not a
+	// wait for something to happen.
+	time.Sleep(2 * grace)
+	const each = 200
+	for _, c := range senders {
+		go func() {
+			for j := 1; j <= each; j++ {
+				if c.conn.Send(&protocol.SendChat{ClientID: uint64(j), Text: "burst"}) != nil {
+					return
+				}
+			}
+		}()
+	}
+	witness.chats(len(senders) * each)
+	if n := ts.Stats().Closes["slow consumer"]; n != 0 {
+		t.Fatalf("%d members that read all the time were cut as slow consumers", n)
 	}
 }

@@ -191,6 +191,9 @@ func (r *room) removeLocked(m *member, reason protocol.LeaveReason) bool {
 		return false
 	}
 	delete(r.members, m.name)
+	if l := r.limiters[m.name]; l != nil && l.Tokens() >= float64(l.Burst()) {
+		delete(r.limiters, m.name) // a full bucket is what a new one would be
+	}
 	r.rebuildListLocked()
 	ev := &protocol.MemberLeft{ID: m.id, Name: m.name, Reason: reason}
 	for _, o := range r.list {

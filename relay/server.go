@@ -353,6 +353,7 @@ func (s *Server) dropRoomIfEmpty(r *room) {
 	if len(r.members) == 0 && s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
 		r.closed = true
+		s.store.Forget(r.name)
 	}
 }
 

@@ -86,7 +86,11 @@ func newSession(srv *Server, sc *protocol.ServerConn) *session {
 func (s *session) run() {
 	s.log.Debug("session started", "software", s.sc.Hello().Software)
 	ctlDone := make(chan struct{})
-	s.goRun(s.writeLoop)
+	writerDone := make(chan struct{})
+	s.goRun(func() {
+		defer close(writerDone)
+		s.writeLoop()
+	})
 	s.goRun(func() {
 		defer close(ctlDone)
 		s.closeOnError(s.readControl())
@@ -111,7 +115,17 @@ func (s *session) run() {
 		// Nothing to tell: the client is gone, left, or is not reading.
 		s.sc.Close()
 	default:
-		s.sc.Goodbye(code, msg, time.Second)
+		// The writer stops at its next round; wait (briefly: it may be
+		// stuck on a slow client) so that nothing follows the Goodbye and
+		// it cannot push the Goodbye's deadline out.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-writerDone:
+			s.sc.Goodbye(code, msg, time.Second)
+		case <-t.C:
+			s.sc.Close()
+		}
+		t.Stop()
 	}
 	s.wg.Wait()
 	s.srv.countClose(reason)
@@ -244,6 +258,11 @@ func (s *session) queue(m protocol.Message, text bool) {
 
 // textPublished is called by the room for every new entry.
 func (s *session) textPublished(head uint64) {
+	if s.cursor.Load()+1 >= head {
+		// It was caught up until this entry: its grace starts now, not at
+		// its last write, which may be long ago in a quiet room.
+		s.progress.Store(time.Now().UnixNano())
+	}
 	if !s.cutIfSlow(head) {
 		s.wake()
 	}
@@ -415,9 +434,8 @@ func (s *session) join(j *protocol.Join) error {
 	if !validToken {
 		token = make([]byte, protocol.TokenSize)
 		rand.Read(token)
-		since = head
 		h := sha256.Sum256(token)
-		if err := store.SetToken(j.Room, j.Name, h[:], since); err != nil {
+		if since, err = store.SetToken(j.Room, j.Name, h[:]); err != nil {
 			return err
 		}
 	}
@@ -445,7 +463,12 @@ func (s *session) join(j *protocol.Join) error {
 	}
 	s.room, s.member = r, m
 	s.epoch++
-	s.startCursor = start
+	// The store's head may be ahead of what the room has published: never
+	// start past the published head, or those messages would be skipped.
+	s.startCursor = min(start, r.head)
+	// Until the writer adopts the new epoch, the lag check must not judge
+	// this member by its previous room's cursor.
+	s.synced.Store(false)
 	s.mu.Unlock()
 	var replaced *member
 	if old := r.members[j.Name]; old != nil {

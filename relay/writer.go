@@ -45,6 +45,11 @@ func (s *session) writeLoop() {
 			return
 		}
 		for {
+			select {
+			case <-s.closing:
+				return
+			default:
+			}
 			progress, err := w.round()
 			if err != nil {
 				s.writeFailed(err)
@@ -65,7 +70,9 @@ func (s *session) writeFailed(err error) {
 		s.closeWith(protocol.CodeSlowConsumer, "a write timed out")
 		return
 	}
-	s.closeOnError(err)
+	// A plain end of the connection is for the control reader to judge:
+	// it may be about to read the client's Goodbye.
+	s.closeOnStreamError(err)
 }
 
 // round writes one batch of the most urgent kind and reports whether it

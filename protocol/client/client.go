@@ -75,6 +75,7 @@ type Client struct {
 	events chan Event
 	leave  chan struct{}
 	notify chan struct{} // capacity 1: incoming or flushReqs changed
+	done   chan struct{} // closed when Run returns
 
 	mu        sync.Mutex // guards incoming and flushReqs
 	incoming  []*outgoing
@@ -101,6 +102,9 @@ type outgoing struct {
 // ErrLeft is returned by Run after Leave.
 var ErrLeft = errors.New("client: left the room")
 
+// ErrStopped is returned by Flush when Run has returned.
+var ErrStopped = errors.New("client: not running")
+
 // New returns a client; it connects when Run is called.
 func New(cfg Config) *Client {
 	if cfg.MinBackoff == 0 {
@@ -119,6 +123,7 @@ func New(cfg Config) *Client {
 		events: make(chan Event, 256),
 		leave:  make(chan struct{}),
 		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 		roster: make(map[uint32]string),
 	}
 }
@@ -189,6 +194,8 @@ func (c *Client) Flush(ctx context.Context) error {
 	select {
 	case <-ch:
 		return nil
+	case <-c.done:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -225,6 +232,7 @@ func Fatal(err error) bool {
 // except fatal ones. A name already in use is then usually this client's
 // own stale session, which the server drops soon.
 func (c *Client) Run(ctx context.Context) error {
+	defer close(c.done)
 	defer close(c.events)
 	backoff := c.cfg.MinBackoff
 	for {

@@ -104,6 +104,11 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 				}
 			case r.token != nil:
 				t := r.token
+				rs, err := loadHead(ctx, tx, heads, t.room)
+				if err != nil {
+					return err
+				}
+				t.since = rs.head
 				if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (room, name, hash, since) VALUES (?, ?, ?, ?)
 					ON CONFLICT (room, name) DO UPDATE SET hash = excluded.hash, since = excluded.since`,
 					t.room, t.name, t.hash, int64(t.since)); err != nil {

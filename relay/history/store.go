@@ -220,13 +220,25 @@ func (s *Store) enqueue(r request) bool {
 	return true
 }
 
-// SetToken durably records the resume token hash for a member name.
-func (s *Store) SetToken(room, name string, hash []byte, since uint64) error {
-	tw := &tokenWrite{room: room, name: name, hash: hash, since: since, done: make(chan error, 1)}
+// SetToken durably records the resume token hash for a member name. It
+// returns the room's head at the moment the token was stored: the holder
+// may see private messages stored after it, and none before. Taking the
+// head in the committer, not earlier, leaves no window for a message in
+// flight to land above it unseen.
+func (s *Store) SetToken(room, name string, hash []byte) (since uint64, err error) {
+	tw := &tokenWrite{room: room, name: name, hash: hash, done: make(chan error, 1)}
 	if !s.enqueue(request{token: tw}) {
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	return <-tw.done
+	err = <-tw.done
+	return tw.since, err
+}
+
+// Forget drops the cached position of a room that is no longer active.
+func (s *Store) Forget(room string) {
+	s.mu.Lock()
+	delete(s.rooms, room)
+	s.mu.Unlock()
 }
 
 // Prune applies the retention limits now.

@@ -208,15 +208,18 @@ func TestTokens(t *testing.T) {
 	if _, _, ok, err := s.Token("lobby", "bob"); ok || err != nil {
 		t.Fatalf("Token before SetToken = ok %v err %v", ok, err)
 	}
-	if err := s.SetToken("lobby", "bob", []byte("h1"), 7); err != nil {
-		t.Fatal(err)
+	if since, err := s.SetToken("lobby", "bob", []byte("h1")); err != nil || since != 0 {
+		t.Fatalf("SetToken in an empty room = %d, %v; want 0", since, err)
 	}
-	if err := s.SetToken("lobby", "bob", []byte("h2"), 9); err != nil {
-		t.Fatal(err)
+	for i := 1; i <= 3; i++ {
+		appendSync(t, s, "lobby", "alice", "", uint64(i), "m")
+	}
+	if since, err := s.SetToken("lobby", "bob", []byte("h2")); err != nil || since != 3 {
+		t.Fatalf("SetToken after 3 messages = %d, %v; want 3", since, err)
 	}
 	h, since, ok, err := s.Token("lobby", "bob")
-	if !ok || err != nil || string(h) != "h2" || since != 9 {
-		t.Fatalf("Token = %q, %d, %v, %v; want h2, 9", h, since, ok, err)
+	if !ok || err != nil || string(h) != "h2" || since != 3 {
+		t.Fatalf("Token = %q, %d, %v, %v; want h2, 3", h, since, ok, err)
 	}
 }
 
