@@ -69,7 +69,6 @@ type ServerConn struct {
 	sess    *yamux.Session
 	control *Stream
 	hello   Hello
-	version uint16
 	cfg     *ServerConfig
 
 	mu      sync.Mutex
@@ -155,7 +154,6 @@ func (sc *ServerConn) exchangeHello(ctx context.Context, deadline time.Time) err
 		return errorf(CodeVersion, "client speaks versions %d to %d, server speaks %d",
 			sc.hello.MinVersion, sc.hello.MaxVersion, Version)
 	}
-	sc.version = Version
 	// The client may open its other streams as soon as it reads the
 	// Welcome, so relax the guard before sending it.
 	sc.guard.helloDone.Store(true)

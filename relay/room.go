@@ -132,13 +132,6 @@ func (r *room) setLow(low uint64) {
 	}
 }
 
-// hasMember reports whether name is in the room.
-func (r *room) hasMember(name string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.members[name] != nil
-}
-
 // size returns the number of members.
 func (r *room) size() int {
 	r.mu.RLock()

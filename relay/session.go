@@ -521,7 +521,7 @@ func (s *session) checkText(r *room, m *protocol.SendChat) (protocol.ErrorCode, 
 		return protocol.CodeEmptyText, "text is empty"
 	case strings.ContainsFunc(m.Text, isControl):
 		return protocol.CodeBadText, "text contains control characters (only tab and newline are allowed)"
-	case m.To != "" && !r.hasMember(m.To):
+	case m.To != "" && r.memberNamed(m.To) == nil:
 		return protocol.CodeNoSuchMember, m.To + " is not in the room"
 	}
 	return protocol.CodeNone, ""
