@@ -8,8 +8,11 @@ DATA ?= $(HOME)/.local/share/parley
 BIN := bin
 
 # System packages the build and the tests need (Debian/Ubuntu names).
-# The core is pure Go; the media and desktop issues add their libraries here.
-DEB_PACKAGES :=
+# protocol and relay are pure Go; media needs libvpx, libopus and PortAudio
+# (cgo), and the tests play audio through a PulseAudio daemon with null
+# sinks and check what was encoded with ffmpeg.
+DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev \
+	pulseaudio libasound2-plugins ffmpeg
 
 .PHONY: all build run test deps vet fmt-check fuzz clean
 
