@@ -37,6 +37,19 @@ type DialConfig struct {
 	SessionCache tls.ClientSessionCache
 	// DialContext opens the TCP connection (default net.Dialer).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// OnVoice, if set, receives every Voice the server sends, on the voice
+	// stream's reader goroutine, instead of Receive. v and v.Data are
+	// valid only during the call: copy what you keep, and return quickly,
+	// since the next frame waits. Setting it opens the voice stream when
+	// the session starts; the server sends voice only to clients that
+	// opened that stream.
+	OnVoice func(v *Voice)
+	// OnVideo is OnVoice for video fragments and the video stream.
+	OnVideo func(f *VideoFragment)
+	// FragmentData is the most data bytes SendVideoFrame puts in one
+	// fragment (default DefaultFragmentData; see FragmentData).
+	FragmentData int
 }
 
 // Conn is the client side of a session: typed messages over per-kind
@@ -47,6 +60,10 @@ type Conn struct {
 	raw         net.Conn
 	welcome     Welcome
 	fingerprint string
+
+	onVoice      func(*Voice)
+	onVideo      func(*VideoFragment)
+	fragmentData int
 
 	mu      sync.Mutex
 	streams [KindFile + 1]*Stream // guarded by mu; opened on first use
@@ -154,13 +171,16 @@ func Dial(ctx context.Context, inv Invite, cfg *DialConfig) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{
-		sess:        sess,
-		raw:         tc,
-		fingerprint: presented,
-		pongs:       make(map[uint64]chan struct{}),
-		in:          make(chan inbound, 64),
-		done:        make(chan struct{}),
-		ctlDone:     make(chan struct{}),
+		sess:         sess,
+		raw:          tc,
+		fingerprint:  presented,
+		pongs:        make(map[uint64]chan struct{}),
+		in:           make(chan inbound, 64),
+		done:         make(chan struct{}),
+		ctlDone:      make(chan struct{}),
+		onVoice:      cfg.OnVoice,
+		onVideo:      cfg.OnVideo,
+		fragmentData: orDefault(cfg.FragmentData, DefaultFragmentData),
 	}
 	if err := c.hello(ctx, cfg); err != nil {
 		sess.Close()
@@ -169,9 +189,18 @@ func Dial(ctx context.Context, inv Invite, cfg *DialConfig) (*Conn, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	go c.watch()
-	if _, err := c.stream(KindText); err != nil {
-		c.Close()
-		return nil, err
+	kinds := []StreamKind{KindText}
+	if c.onVoice != nil {
+		kinds = append(kinds, KindVoice)
+	}
+	if c.onVideo != nil {
+		kinds = append(kinds, KindVideo)
+	}
+	for _, k := range kinds {
+		if _, err := c.stream(k); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -255,6 +284,13 @@ func (c *Conn) read(s *Stream) {
 	if control {
 		defer close(c.ctlDone)
 	}
+	if (s.Kind() == KindVoice && c.onVoice != nil) || (s.Kind() == KindVideo && c.onVideo != nil) {
+		if err := c.readMedia(s); err != nil && !isEOF(err) {
+			c.fail(err)
+			c.sess.Close()
+		}
+		return
+	}
 	for {
 		m, err := s.ReadMessage()
 		if err != nil {
@@ -297,6 +333,42 @@ func (c *Conn) read(s *Stream) {
 			case c.in <- inbound{m: m}:
 			default:
 				return
+			}
+		}
+	}
+}
+
+// readMedia hands a media stream's frames to OnVoice or OnVideo without
+// copying them.
+func (c *Conn) readMedia(s *Stream) error {
+	var v Voice
+	var f VideoFragment
+	for {
+		h, p, err := s.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch h.Type {
+		case TypeVoice:
+			if err := ParseVoice(p, &v); err != nil {
+				return err
+			}
+			c.onVoice(&v)
+		case TypeVideoFragment:
+			if err := ParseVideoFragment(p, &f); err != nil {
+				return err
+			}
+			c.onVideo(&f)
+		default:
+			// An Error, or a known type of this range added later.
+			m, err := Decode(h.Type, p)
+			if err != nil {
+				return err
+			}
+			select {
+			case c.in <- inbound{m: m}:
+			case <-c.sess.CloseChan():
+				return nil
 			}
 		}
 	}
@@ -367,6 +439,29 @@ func (c *Conn) Send(m Message) error {
 		}
 	}
 	return nil
+}
+
+// SendVideoFrame cuts f into fragments of at most DialConfig.FragmentData
+// bytes and writes them in order on the video stream, one write each, so
+// that voice written meanwhile by another goroutine goes out between them
+// rather than behind the whole frame. It does not pace: a caller that
+// sends large frames on a slow uplink spaces them itself.
+func (c *Conn) SendVideoFrame(f *VideoFrame) error {
+	s, err := c.stream(KindVideo)
+	if err != nil {
+		return err
+	}
+	return f.Fragment(c.fragmentData, func(frag *VideoFragment) error {
+		if err := s.WriteMessage(frag); err != nil {
+			select {
+			case <-c.done:
+				return fmt.Errorf("sending video: %w", c.Err())
+			default:
+				return fmt.Errorf("sending video: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // Receive returns the next message from any stream. After the session ends

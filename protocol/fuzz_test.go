@@ -278,3 +278,95 @@ func FuzzGuard(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMedia checks the aliasing media parsers against Decode: they
+// accept exactly the same payloads and produce the same messages.
+func FuzzParseMedia(f *testing.F) {
+	addGoldenFrames(f, func(b []byte) {
+		if t := Type(b[0]); t == TypeVoice || t == TypeVideoFragment {
+			f.Add(b[0], b[HeaderSize:])
+		}
+	})
+	f.Fuzz(func(t *testing.T, typ byte, payload []byte) {
+		var got Message
+		var err error
+		switch Type(typ) {
+		case TypeVoice:
+			var v Voice
+			err = ParseVoice(payload, &v)
+			got = &v
+		case TypeVideoFragment:
+			var v VideoFragment
+			err = ParseVideoFragment(payload, &v)
+			got = &v
+		default:
+			return
+		}
+		want, derr := Decode(Type(typ), payload)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("Parse(%v, %x) error %v, Decode error %v: they must agree", Type(typ), payload, err, derr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("Parse(%v, %x) = %+v, Decode = %+v", Type(typ), payload, got, want)
+		}
+	})
+}
+
+// FuzzReassembler feeds arbitrary fragments to a Reassembler. Whatever the
+// input, it must not panic, must never return a frame over its limit, and
+// every frame it returns must be the concatenation of the data of the
+// fragments 0..count-1 of that frame as they arrived.
+func FuzzReassembler(f *testing.F) {
+	var seed []byte
+	for _, b := range fragmentsForFuzz(f) {
+		seed = append(seed, b...)
+	}
+	f.Add(seed, uint16(2000))
+	f.Add(readGolden(f, "video-fragment"), uint16(10))
+	f.Fuzz(func(t *testing.T, stream []byte, limit uint16) {
+		r := Reassembler{MaxFrameBytes: int(limit) + 1}
+		type key struct {
+			src uint32
+			tr  Track
+		}
+		var expect = map[key][]byte{}
+		var started = map[key]bool{}
+		for len(stream) > 0 {
+			m, n, err := DecodeFrame(stream)
+			if err != nil {
+				return
+			}
+			stream = stream[n:]
+			frag, ok := m.(*VideoFragment)
+			if !ok {
+				continue
+			}
+			k := key{frag.Source, frag.Track}
+			if frag.Index == 0 {
+				expect[k], started[k] = nil, true
+			}
+			expect[k] = append(expect[k], frag.Data...)
+			out, done := r.Add(frag)
+			if !done {
+				continue
+			}
+			if !started[k] || frag.Index != frag.Count-1 {
+				t.Fatalf("a frame completed by fragment %d of %d", frag.Index, frag.Count)
+			}
+			if len(out.Data) > r.MaxFrameBytes {
+				t.Fatalf("a frame of %d bytes, limit %d", len(out.Data), r.MaxFrameBytes)
+			}
+			if !bytes.Equal(out.Data, expect[k]) {
+				t.Fatalf("frame data %x, want %x", out.Data, expect[k])
+			}
+			started[k] = false
+		}
+	})
+}
+
+// fragmentsForFuzz returns the wire fragments of two interleaved frames.
+func fragmentsForFuzz(t testing.TB) [][]byte {
+	a := fragments(t, &VideoFrame{Source: 1, FrameSeq: 1, Codec: CodecVP8, Keyframe: true, Data: bytes.Repeat([]byte{1}, 50)}, 20)
+	b := fragments(t, &VideoFrame{Source: 2, FrameSeq: 9, Codec: CodecVP8, Data: bytes.Repeat([]byte{2}, 30)}, 20)
+	return [][]byte{a[0], b[0], a[1], b[1], a[2]}
+}

@@ -6,8 +6,9 @@ import (
 )
 
 // Message is one typed message: the closed set of payload types this package
-// defines (*Hello, *Welcome, *Join, ... *Synced). Decoded messages own their
-// memory; nothing aliases the buffer passed to Decode.
+// defines (*Hello, *Welcome, *Join, ... *Synced, *Voice, *VideoFragment).
+// Decoded messages own their memory; nothing aliases the buffer passed to
+// Decode. (ParseVoice and ParseVideoFragment are the aliasing fast paths.)
 type Message interface {
 	// Type is the message's frame type.
 	Type() Type
@@ -71,6 +72,18 @@ func newMessage(t Type) Message {
 		return new(Gap)
 	case TypeSynced:
 		return new(Synced)
+	case TypeStateUpdate:
+		return new(StateUpdate)
+	case TypeKeyframeRequest:
+		return new(KeyframeRequest)
+	case TypeBitrateHint:
+		return new(BitrateHint)
+	case TypeLossReport:
+		return new(LossReport)
+	case TypeVoice:
+		return new(Voice)
+	case TypeVideoFragment:
+		return new(VideoFragment)
 	}
 	return nil
 }

@@ -14,8 +14,8 @@ const (
 	KindUnknown StreamKind = 0
 	KindControl StreamKind = 1 // hello, join, roster, errors, pings; the first stream
 	KindText    StreamKind = 2 // chat messages, acks, history, gaps
-	KindVoice   StreamKind = 3 // reserved: Opus frames
-	KindVideo   StreamKind = 4 // reserved: VP8 frame fragments
+	KindVoice   StreamKind = 3 // Opus frames, one per message
+	KindVideo   StreamKind = 4 // VP8 frames cut into fragments
 	KindFile    StreamKind = 5 // reserved: file transfer
 )
 
@@ -80,8 +80,9 @@ const (
 	// TypeMemberLeft (server → client, control): u32 id | str8 name | u8 reason
 	TypeMemberLeft Type = 0x07
 
-	// TypeStateUpdate (reserved for the media issue): a member's mute and
-	// camera state.
+	// TypeStateUpdate (either direction, control): a member's media state
+	// (StateAudio, StateVideo, StateScreen): u32 member | u8 state
+	// Clients send member 0; the server fills in the sender's ID.
 	TypeStateUpdate Type = 0x08
 
 	// TypeError (server → client, control or the stream of the request it
@@ -101,11 +102,24 @@ const (
 	// TypePong (either direction, control): u64 nonce
 	TypePong Type = 0x0D
 
-	// TypeKeyframeRequest, TypeBitrateHint and TypeLossReport are reserved
-	// for the media issue (control stream).
+	// TypeKeyframeRequest (either direction, control) asks for a keyframe:
+	//	u32 source | u8 track
+	// From a client, source is the member whose video it needs a keyframe
+	// of; from the server, source is 0 and the client should send one.
 	TypeKeyframeRequest Type = 0x10
-	TypeBitrateHint     Type = 0x11
-	TypeLossReport      Type = 0x12
+
+	// TypeBitrateHint (either direction, control) limits a video track's
+	// bitrate in bits per second (0: no limit):
+	//	u32 source | u8 track | u32 bitrate
+	// From a client: "send me at most this of source's track"; from the
+	// server (source 0): "encode your track at most at this rate".
+	TypeBitrateHint Type = 0x11
+
+	// TypeLossReport (either direction, control): a listener lost part of
+	// a speaker's voice: u32 member | u8 fraction_lost (in 1/256)
+	// A client names the speaker; the server forwards it to the speaker
+	// naming the listener.
+	TypeLossReport Type = 0x12
 
 	// TypeSendChat (client → server, text) posts a message to the room, or
 	// privately to one member when to is not empty:
@@ -134,11 +148,23 @@ const (
 	// is complete up to seq; what follows is live: u64 seq
 	TypeSynced Type = 0x34
 
-	// TypeVoice (voice) and TypeVideoFragment (video) are reserved for the
-	// media issue; TypeFileChunk for file transfer.
-	TypeVoice         Type = 0x50
+	// TypeVoice (either direction, voice) is one encoded audio frame:
+	//	u32 source | u32 seq | i64 capture_us | u8 codec | u8 flags | u8 level | data
+	// data is the rest of the payload (1 to MaxVoiceData bytes). Clients
+	// send source 0; the server sets it to the sender's member ID.
+	TypeVoice Type = 0x50
+
+	// TypeVideoFragment (either direction, video) is one piece of an
+	// encoded video frame:
+	//	u32 source | u32 frame_seq | i64 capture_us | u8 track | u8 codec |
+	//	u8 flags | u16 index | u16 count | data
+	// flags bit 0 marks a keyframe; index < count ≤ MaxFragments; data is
+	// the rest of the payload (1 to MaxVideoData bytes). Clients send
+	// source 0; the server sets it.
 	TypeVideoFragment Type = 0x60
-	TypeFileChunk     Type = 0x70
+
+	// TypeFileChunk (file) is reserved for file transfer.
+	TypeFileChunk Type = 0x70
 )
 
 // Caps on individual fields, part of the wire spec.
@@ -170,21 +196,21 @@ var typeInfos = map[Type]typeInfo{
 	TypeLeave:           {"leave", KindControl, 0, true},
 	TypeMemberJoined:    {"member-joined", KindControl, maxMemberBytes, true},
 	TypeMemberLeft:      {"member-left", KindControl, maxMemberBytes, true},
-	TypeStateUpdate:     {"state-update", KindControl, 64, false},
+	TypeStateUpdate:     {"state-update", KindControl, 4 + 1, true},
 	TypeError:           {"error", KindControl, 2 + 8 + 4 + 2 + MaxErrorBytes, true},
 	TypeGoodbye:         {"goodbye", KindControl, 2 + 2 + MaxErrorBytes, true},
 	TypePing:            {"ping", KindControl, 8, true},
 	TypePong:            {"pong", KindControl, 8, true},
-	TypeKeyframeRequest: {"keyframe-request", KindControl, 64, false},
-	TypeBitrateHint:     {"bitrate-hint", KindControl, 64, false},
-	TypeLossReport:      {"loss-report", KindControl, 64, false},
+	TypeKeyframeRequest: {"keyframe-request", KindControl, 4 + 1, true},
+	TypeBitrateHint:     {"bitrate-hint", KindControl, 4 + 1 + 4, true},
+	TypeLossReport:      {"loss-report", KindControl, 4 + 1, true},
 	TypeSendChat:        {"send-chat", KindText, 8 + 1 + MaxNameBytes + 4 + MaxTextBytes, true},
 	TypeAck:             {"ack", KindText, 8 + 8 + 8, true},
 	TypeChat:            {"chat", KindText, maxChatOverhead + MaxTextBytes, true},
 	TypeGap:             {"gap", KindText, 16, true},
 	TypeSynced:          {"synced", KindText, 8, true},
-	TypeVoice:           {"voice", KindVoice, 4 << 10, false},
-	TypeVideoFragment:   {"video-fragment", KindVideo, 64 << 10, false},
+	TypeVoice:           {"voice", KindVoice, VoiceHeaderSize + MaxVoiceData, true},
+	TypeVideoFragment:   {"video-fragment", KindVideo, VideoHeaderSize + MaxVideoData, true},
 	TypeFileChunk:       {"file-chunk", KindFile, 64 << 10, false},
 }
 

@@ -102,6 +102,19 @@ func (d *decoder) str16(field string, max int) string  { return string(d.bytesN(
 func (d *decoder) str32(field string, max int) string  { return string(d.bytesN(4, max, field)) }
 func (d *decoder) bytes8(field string, max int) []byte { return cloneBytes(d.bytesN(1, max, field)) }
 
+// rest takes all remaining bytes as one field of min to max bytes: the
+// data that ends a voice or video payload.
+func (d *decoder) rest(field string, min, max int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n := len(d.b); n < min || n > max {
+		d.fail("%s is %d bytes, want %d to %d", field, n, min, max)
+		return nil
+	}
+	return d.take(len(d.b), field)
+}
+
 // done reports the first error, or an error if bytes are left over.
 func (d *decoder) done() error {
 	if d.err == nil && len(d.b) != 0 {

@@ -91,6 +91,35 @@ func TestLayout(t *testing.T) {
 		{"synced", &Synced{Seq: 0xabcdef}, `
 			34 00 00000008
 			0000000000abcdef`},
+		{"state-update", &StateUpdate{Member: 2, State: StateAudio | StateScreen}, `
+			08 00 00000005
+			00000002 05        # member, state`},
+		{"keyframe-request", &KeyframeRequest{Source: 0x0a0b0c0d, Track: TrackScreen}, `
+			10 00 00000005
+			0a0b0c0d 01        # source, track`},
+		{"bitrate-hint", &BitrateHint{Source: 4, Track: TrackCamera, Bitrate: 250000}, `
+			11 00 00000009
+			00000004 00        # source, track
+			0003d090           # bitrate`},
+		{"loss-report", &LossReport{Member: 9, FractionLost: 0x80}, `
+			12 00 00000005
+			00000009 80`},
+		{"voice", &Voice{Source: 1, Seq: 2, Captured: 3, Codec: CodecOpus, Flags: 0, Level: 127, Data: []byte{0xaa, 0xbb}}, `
+			50 00 00000015
+			00000001           # source
+			00000002           # seq
+			0000000000000003   # capture_us
+			01 00 7f           # codec opus, flags, level
+			aabb               # data: the rest`},
+		{"video-fragment", &VideoFragment{Source: 1, FrameSeq: 2, Captured: -1, Track: TrackScreen, Codec: CodecVP8,
+			Flags: VideoKeyframe, Index: 1, Count: 4, Data: []byte{0xcc}}, `
+			60 00 00000018
+			00000001           # source
+			00000002           # frame_seq
+			ffffffffffffffff   # capture_us
+			01 02 01           # track screen, codec vp8, flags keyframe
+			0001 0004          # index, count
+			cc                 # data: the rest`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +200,14 @@ func maxCases() []Message {
 		&Chat{Seq: u64, Time: 1<<63 - 1, From: s(MaxNameBytes), To: s(MaxNameBytes), ClientID: u64, Text: s(MaxTextBytes)},
 		&Gap{From: u64, To: u64},
 		&Synced{Seq: u64},
+		&StateUpdate{Member: 0xffffffff, State: 0xff},
+		&KeyframeRequest{Source: 0xffffffff, Track: 0xff},
+		&BitrateHint{Source: 0xffffffff, Track: 0xff, Bitrate: 0xffffffff},
+		&LossReport{Member: 0xffffffff, FractionLost: 0xff},
+		&Voice{Source: 0xffffffff, Seq: 0xffffffff, Captured: -1, Codec: 0xff, Flags: 0xff, Level: 0xff,
+			Data: bytes.Repeat([]byte{0xff}, MaxVoiceData)},
+		&VideoFragment{Source: 0xffffffff, FrameSeq: 0xffffffff, Captured: -1, Track: 0xff, Codec: 0xff, Flags: 0xff,
+			Index: MaxFragments - 1, Count: MaxFragments, Data: bytes.Repeat([]byte{0xff}, MaxVideoData)},
 	}
 }
 
@@ -228,6 +265,13 @@ func TestEncodeOverCap(t *testing.T) {
 		&Chat{From: long(MaxNameBytes)},
 		&Chat{To: long(MaxNameBytes)},
 		&Chat{Text: long(MaxTextBytes)},
+		&Voice{},
+		&Voice{Data: make([]byte, MaxVoiceData+1)},
+		&VideoFragment{Count: 1},
+		&VideoFragment{Count: 1, Data: make([]byte, MaxVideoData+1)},
+		&VideoFragment{Index: 1, Count: 1, Data: []byte{1}},
+		&VideoFragment{Count: 0, Data: []byte{1}},
+		&VideoFragment{Count: MaxFragments + 1, Data: []byte{1}},
 	}
 	for _, m := range tests {
 		prefix := []byte{1, 2, 3}
@@ -259,6 +303,13 @@ func TestDecodeInvalid(t *testing.T) {
 		{"error message over cap", TypeError, "0064 0000000000000000 00000000 0401 78"},
 		{"gap backwards", TypeGap, "0000000000000002 0000000000000001"},
 		{"str32 length huge", TypeSendChat, "0000000000000001 00 ffffffff 78"},
+		{"voice without data", TypeVoice, "00000000 00000001 0000000000000000 01 00 7f"},
+		{"video without data", TypeVideoFragment, "00000000 00000001 0000000000000000 00 02 00 0000 0001"},
+		{"video index past count", TypeVideoFragment, "00000000 00000001 0000000000000000 00 02 00 0002 0002 ff"},
+		{"video count zero", TypeVideoFragment, "00000000 00000001 0000000000000000 00 02 00 0000 0000 ff"},
+		{"video count over cap", TypeVideoFragment, "00000000 00000001 0000000000000000 00 02 00 0000 0401 ff"},
+		{"state-update short", TypeStateUpdate, "00000001"},
+		{"bitrate-hint short", TypeBitrateHint, "00000001 00 000001"},
 	}
 	for _, tt := range tests {
 		p := unhex(t, tt.hex)
@@ -276,7 +327,7 @@ func TestDecodeInvalid(t *testing.T) {
 	if m, _, err := DecodeFrame(b); CodeOf(err) != CodeFrameTooLarge {
 		t.Errorf("DecodeFrame(%x) = %+v, %v, want code %v", b, m, err, CodeFrameTooLarge)
 	}
-	for _, typ := range []Type{0, TypeStateUpdate, TypeVoice, 0x90} {
+	for _, typ := range []Type{0, TypeFileChunk, 0x90} {
 		if m, err := Decode(typ, nil); err == nil {
 			t.Errorf("Decode(%v, nil) = %+v, nil, want ErrUnknownType", typ, m)
 		}
