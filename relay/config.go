@@ -80,6 +80,36 @@ type Config struct {
 	// MaxRooms caps rooms with members at the same time (default 10000).
 	MaxRooms int
 
+	// VoiceQueueDelay bounds how long voice waits in a receiver's queue:
+	// older frames are dropped, oldest first (default 200ms).
+	VoiceQueueDelay time.Duration
+	// VideoQueueDelay and VideoQueueBytes bound a receiver's video queue.
+	// When its oldest fragment has waited longer than VideoQueueDelay, the
+	// relay drops the queued video but keyframes, drops each sender's
+	// video to that receiver until its next keyframe, and asks the senders
+	// for one; over VideoQueueBytes it drops keyframes too (defaults 400ms
+	// and 2 MiB). So a receiver on a slow link still gets pictures, at
+	// keyframes, and never delays its voice.
+	VideoQueueDelay time.Duration
+	VideoQueueBytes int
+	// VoiceBitrateCap and VideoBitrateCap bound what one client may send,
+	// in bits per second, over a one-second burst (defaults 256 kbit/s
+	// and 8 Mbit/s, the video burst at least 1 MiB for keyframes). Media
+	// over them is dropped at ingress; video until the next keyframe.
+	VoiceBitrateCap int
+	VideoBitrateCap int
+	// KeyframeInterval is the least time between two keyframe requests to
+	// one sender's track (default 1s).
+	KeyframeInterval time.Duration
+	// MinVideoBitrate: receivers whose link carries less video than this
+	// are left out when the relay tells a sender what its receivers can
+	// take, so that one very slow link does not spoil everyone's picture
+	// (default 150 kbit/s). They get video at keyframes.
+	MinVideoBitrate int
+	// DisablePacing turns off the per-receiver media pacer (see pacer.go).
+	// It exists to measure what pacing does.
+	DisablePacing bool
+
 	// Rooms holds per-room settings, by room name.
 	Rooms map[string]RoomConfig
 }
@@ -142,6 +172,19 @@ func (c *Config) withDefaults() Config {
 	def(&d.MaxRoomMembers, 1000)
 	d.MaxRoomMembers = min(d.MaxRoomMembers, protocol.MaxMembers)
 	def(&d.MaxRooms, 10000)
+	if d.VoiceQueueDelay == 0 {
+		d.VoiceQueueDelay = 200 * time.Millisecond
+	}
+	if d.VideoQueueDelay == 0 {
+		d.VideoQueueDelay = 400 * time.Millisecond
+	}
+	if d.KeyframeInterval == 0 {
+		d.KeyframeInterval = time.Second
+	}
+	def(&d.VideoQueueBytes, 2<<20)
+	def(&d.VoiceBitrateCap, 256_000)
+	def(&d.VideoBitrateCap, 8_000_000)
+	def(&d.MinVideoBitrate, 150_000)
 	return d
 }
 
@@ -159,6 +202,8 @@ type FileConfig struct {
 	MaxRoomMembers int                   `json:"max_room_members,omitempty"`
 	WriteTimeout   Duration              `json:"write_timeout,omitempty"`
 	KeepAlive      Duration              `json:"keepalive,omitempty"`
+	VoiceCap       int                   `json:"voice_bitrate_cap,omitempty"`
+	VideoCap       int                   `json:"video_bitrate_cap,omitempty"`
 	Rooms          map[string]RoomConfig `json:"rooms,omitempty"`
 }
 
@@ -217,6 +262,8 @@ func LoadConfigFile(path string, cfg *Config) error {
 	setInt(&cfg.TextPerMinute, fc.TextPerMinute)
 	setInt(&cfg.MaxTextLag, fc.MaxTextLag)
 	setInt(&cfg.MaxRoomMembers, fc.MaxRoomMembers)
+	setInt(&cfg.VoiceBitrateCap, fc.VoiceCap)
+	setInt(&cfg.VideoBitrateCap, fc.VideoCap)
 	if fc.RetainFor != 0 {
 		cfg.RetainFor = time.Duration(fc.RetainFor)
 	}

@@ -52,6 +52,7 @@ type member struct {
 	// when the member's resume token was issued, so a name taken over by
 	// someone new never shows them the previous holder's private messages.
 	dmSince uint64
+	state   uint8 // protocol.State* bits; guarded by the room's mu
 }
 
 func newRoom(srv *Server, name string, head, low uint64) *room {
@@ -150,7 +151,7 @@ func (r *room) memberNamed(name string) *member {
 func (r *room) rosterLocked() []protocol.Member {
 	out := make([]protocol.Member, 0, len(r.list))
 	for _, m := range r.list {
-		out = append(out, protocol.Member{ID: m.id, Name: m.name})
+		out = append(out, protocol.Member{ID: m.id, Name: m.name, State: m.state})
 	}
 	return out
 }
@@ -169,7 +170,7 @@ func (r *room) rebuildListLocked() {
 func (r *room) addLocked(m *member) {
 	r.members[m.name] = m
 	r.rebuildListLocked()
-	ev := &protocol.MemberJoined{Member: protocol.Member{ID: m.id, Name: m.name}}
+	ev := &protocol.MemberJoined{Member: protocol.Member{ID: m.id, Name: m.name, State: m.state}}
 	for _, o := range r.list {
 		if o != m {
 			o.sess.queueControl(ev)
@@ -208,4 +209,63 @@ func (r *room) limiter(name string) *rate.Limiter {
 		r.limiters[name] = l
 	}
 	return l
+}
+
+// members returns the fan-out snapshot; it is never modified.
+func (r *room) memberList() []*member {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.list
+}
+
+// memberByID returns the member with an ID, or nil.
+func (r *room) memberByID(id uint32) *member {
+	list := r.memberList()
+	i, ok := slices.BinarySearchFunc(list, id, func(m *member, id uint32) int { return cmp.Compare(m.id, id) })
+	if !ok {
+		return nil
+	}
+	return list[i]
+}
+
+// forwardMedia hands a frame from one member to every other member. It
+// never blocks: each receiver queues it, or drops it by its policy, and
+// its own writer sends it.
+func (r *room) forwardMedia(from *member, f *mediaFrame) {
+	for _, m := range r.memberList() {
+		if m != from {
+			m.sess.enqueueMedia(f)
+		}
+	}
+}
+
+// setState records a member's media state and tells the others.
+func (r *room) setState(m *member, state uint8) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.members[m.name] != m || m.state == state {
+		return
+	}
+	m.state = state
+	ev := &protocol.StateUpdate{Member: m.id, State: state}
+	for _, o := range r.list {
+		if o != m {
+			o.sess.queueControl(ev)
+		}
+	}
+}
+
+// askVideoSendersForKeyframes asks every member that sends video, but
+// newcomer, for a keyframe: the newcomer cannot decode anything before it.
+func (r *room) askVideoSendersForKeyframes(newcomer *member) {
+	for _, m := range r.memberList() {
+		if m == newcomer {
+			continue
+		}
+		for tr := range m.sess.lastVideoIn {
+			if m.sess.sendsVideo(protocol.Track(tr), mono()) {
+				m.sess.requestKeyframe(protocol.Track(tr))
+			}
+		}
+	}
 }

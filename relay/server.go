@@ -49,9 +49,10 @@ type Server struct {
 	pruneDone chan struct{}
 	nextID    atomic.Uint64
 
-	statsMu sync.Mutex // guards closes and failures
-	closes  map[string]uint64
-	failed  map[string]uint64
+	statsMu     sync.Mutex // guards closes, failures and closedMedia
+	closes      map[string]uint64
+	failed      map[string]uint64
+	closedMedia MediaStats // media counters of closed sessions
 }
 
 // New returns a server for cfg. It opens (or creates) the identity and the
@@ -368,15 +369,21 @@ type Stats struct {
 	// HandshakeFailures counts connections that never completed the hello,
 	// by reason ("handshake timeout", ...).
 	HandshakeFailures map[string]uint64
+	// Media sums the media counters of every session, open and closed.
+	Media MediaStats
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{Sessions: len(s.sessions), Pending: s.pending, Rooms: len(s.rooms)}
+	for sess := range s.sessions {
+		st.Media.add(sess.mediaStats())
+	}
 	s.mu.Unlock()
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
+	st.Media.add(s.closedMedia)
 	st.Closes = make(map[string]uint64, len(s.closes))
 	for k, v := range s.closes {
 		st.Closes[k] = v
@@ -402,10 +409,25 @@ func (st Stats) String() string {
 	return out
 }
 
-func (s *Server) countClose(reason string) {
+func (s *Server) countClose(reason string, media MediaStats) {
 	s.statsMu.Lock()
 	s.closes[reason]++
+	s.closedMedia.add(media)
 	s.statsMu.Unlock()
+}
+
+// MemberStats returns the media counters of each member of a room, by
+// name; nil when the room is not active.
+func (s *Server) MemberStats(room string) map[string]MediaStats {
+	r := s.lookupRoom(room)
+	if r == nil {
+		return nil
+	}
+	out := make(map[string]MediaStats)
+	for _, m := range r.memberList() {
+		out[m.name] = m.sess.mediaStats()
+	}
+	return out
 }
 
 func (s *Server) countFailure(reason string) {

@@ -67,6 +67,25 @@ type session struct {
 	synced atomic.Bool
 	// progress is when the writer last completed a write (Unix nanos).
 	progress atomic.Int64
+
+	// Media to this client (see media.go and session_media.go).
+	voiceQ, videoQ frameQueue          // guarded by mu
+	needKey        map[srcTrack]bool   // guarded by mu: sources whose video waits for a keyframe
+	hints          map[srcTrack]uint32 // guarded by mu: this client's BitrateHints, by source
+	wantsVoice     atomic.Bool         // the client opened a voice stream
+	wantsVideo     atomic.Bool         // the client opened a video stream
+	videoBudget    atomic.Uint64       // bits/s of video this client's link takes (its pacer's view; 0: unknown)
+	pongMu         sync.Mutex          // guards pongNonce, pongAt, pongNew
+	pongNonce      uint64
+	pongAt         int64
+	pongNew        bool
+
+	// Media from this client.
+	keyWanted   atomic.Uint32                       // bit per track: a keyframe request to send to it
+	lastVideoIn [protocol.MaxTrack + 1]atomic.Int64 // mono() of the last video it sent, by track
+	media       mediaCounters
+	// Owned by the control reader.
+	lossL, stateL *rate.Limiter
 }
 
 func newSession(srv *Server, sc *protocol.ServerConn) *session {
@@ -79,6 +98,8 @@ func newSession(srv *Server, sc *protocol.ServerConn) *session {
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		joins:   rate.NewLimiter(rate.Every(2*time.Second), 5),
+		lossL:   rate.NewLimiter(4, 8),
+		stateL:  rate.NewLimiter(5, 20),
 	}
 }
 
@@ -128,8 +149,16 @@ func (s *session) run() {
 		t.Stop()
 	}
 	s.wg.Wait()
-	s.srv.countClose(reason)
-	s.log.Info("session closed", "reason", reason, "detail", msg)
+	s.mu.Lock()
+	s.clearMediaLocked()
+	s.mu.Unlock()
+	ms := s.mediaStats()
+	s.srv.countClose(reason, ms)
+	if ms != (MediaStats{}) {
+		s.log.Info("session closed", "reason", reason, "detail", msg, "media", ms)
+	} else {
+		s.log.Info("session closed", "reason", reason, "detail", msg)
+	}
 }
 
 func (s *session) goRun(f func()) {
@@ -317,6 +346,18 @@ func (s *session) readControl() error {
 		case *protocol.Ping:
 			s.queueControl(&protocol.Pong{Nonce: m.Nonce})
 		case *protocol.Pong:
+			s.pongMu.Lock()
+			s.pongNonce, s.pongAt, s.pongNew = m.Nonce, mono(), true
+			s.pongMu.Unlock()
+			s.wake()
+		case *protocol.StateUpdate:
+			s.setState(m.State)
+		case *protocol.KeyframeRequest:
+			s.askKeyframe(m)
+		case *protocol.BitrateHint:
+			s.setHint(m)
+		case *protocol.LossReport:
+			s.reportLoss(m)
 		case *protocol.Goodbye:
 			return errClientLeft
 		case *protocol.Hello:
@@ -349,9 +390,15 @@ func (s *session) acceptStreams() error {
 			switch kind {
 			case protocol.KindText:
 				s.closeOnStreamError(s.readText(st))
+			case protocol.KindVoice:
+				s.wantsVoice.Store(true)
+				s.closeOnStreamError(s.readVoice(st))
+			case protocol.KindVideo:
+				s.wantsVideo.Store(true)
+				s.closeOnStreamError(s.readVideo(st))
 			default:
-				// Voice, video and file streams are reserved: their
-				// frames are skipped until this server implements them.
+				// File streams are reserved: their frames are skipped
+				// until this server implements them.
 				s.closeOnStreamError(drain(st))
 			}
 		})
@@ -463,6 +510,7 @@ func (s *session) join(j *protocol.Join) error {
 	}
 	s.room, s.member = r, m
 	s.epoch++
+	s.clearMediaLocked()
 	// The store's head may be ahead of what the room has published: never
 	// start past the published head, or those messages would be skipped.
 	s.startCursor = min(start, r.head)
@@ -484,6 +532,7 @@ func (s *session) join(j *protocol.Join) error {
 	if replaced != nil {
 		replaced.sess.closeWith(protocol.CodeReplaced, "a new session joined as "+j.Name)
 	}
+	r.askVideoSendersForKeyframes(m) // the newcomer needs a picture to start from
 	s.log.Info("joined", "room", j.Room, "name", j.Name, "resume", j.Resume, "after", j.AfterSeq, "replaced", replaced != nil)
 	return nil
 }
@@ -502,6 +551,7 @@ func (s *session) leave(reason protocol.LeaveReason) {
 	if s.member == m {
 		s.room, s.member = nil, nil
 		s.epoch++
+		s.clearMediaLocked()
 	}
 	s.mu.Unlock()
 	r.mu.Unlock()

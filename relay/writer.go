@@ -27,18 +27,35 @@ type writer struct {
 	out     []byte // text log frames being batched
 	entries []*history.Entry
 	epoch   uint64
+
+	voice   []*mediaFrame // voice frames taken from the queue
+	voiceB  []byte        // voice frames being batched
+	pacer   *pacer
+	written uint64 // bytes written to the client, all streams
+	// wakeIn is when the writer must run again without being woken: the
+	// earliest of the pacer's next slot, the next Ping, a throttled
+	// keyframe request, the next bitrate hint. 0: not before a wake.
+	wakeIn     time.Duration
+	pingNonce  uint64
+	mediaOutAt int64 // mono() of the last media written to the client
+	media      senderState
 }
 
-// writeLoop is the session's only writer. Each round it takes everything
-// queued, in priority order: control, then text replies and the text log.
-// (Voice goes between control and text, video last, when the media issue
-// adds them.)
+// writeLoop is the session's only writer. Each round it writes, in
+// priority order: control (with the relay's own pings, keyframe requests
+// and bitrate hints), voice, text replies and the text log, then one video
+// fragment if the pacer allows, and starts over, so that nothing urgent
+// waits behind more than one fragment.
 func (s *session) writeLoop() {
-	w := &writer{s: s, entries: make([]*history.Entry, 0, maxBatchEntries)}
+	w := &writer{s: s, entries: make([]*history.Entry, 0, maxBatchEntries), pacer: newPacer(defaultPacerConfig(), mono())}
 	s.progress.Store(time.Now().UnixNano())
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-s.kick:
+		case <-timer.C:
 		case <-s.closing:
 			return
 		case <-s.sc.Done():
@@ -50,6 +67,7 @@ func (s *session) writeLoop() {
 				return
 			default:
 			}
+			w.wakeIn = 0
 			progress, err := w.round()
 			if err != nil {
 				s.writeFailed(err)
@@ -59,6 +77,18 @@ func (s *session) writeLoop() {
 				break
 			}
 		}
+		timer.Stop()
+		if w.wakeIn > 0 {
+			timer.Reset(w.wakeIn)
+		}
+	}
+}
+
+// wakeAfter makes the writer run again within d.
+func (w *writer) wakeAfter(d time.Duration) {
+	d = max(d, 100*time.Microsecond)
+	if w.wakeIn == 0 || d < w.wakeIn {
+		w.wakeIn = d
 	}
 }
 
@@ -75,10 +105,11 @@ func (s *session) writeFailed(err error) {
 	s.closeOnStreamError(err)
 }
 
-// round writes one batch of the most urgent kind and reports whether it
-// wrote anything.
+// round writes what is most urgent and reports whether it wrote anything.
 func (w *writer) round() (bool, error) {
 	s := w.s
+	now := mono()
+	w.takePong()
 	s.mu.Lock()
 	w.ctl, s.ctlOut = s.ctlOut, w.ctl[:0]
 	text := s.streams[protocol.KindText]
@@ -91,29 +122,51 @@ func (w *writer) round() (bool, error) {
 		s.cursor.Store(s.startCursor)
 		s.synced.Store(false)
 	}
+	voiceSt, videoSt := s.streams[protocol.KindVoice], s.streams[protocol.KindVideo]
+	voiceDue := w.voiceMayGo(now)
+	if voiceDue {
+		w.voice = s.voiceQ.takeAll(w.voice[:0])
+	}
+	videoQueued := s.videoQ.len() > 0
 	s.mu.Unlock()
 
+	w.ctl = w.relayControl(w.ctl, r, m, now, videoQueued)
+	wrote := len(w.ctl) > 0
 	if len(w.ctl) > 0 {
 		if err := w.write(s.ctl, w.ctl); err != nil {
 			return false, err
 		}
 	}
-	if text == nil {
-		return len(w.ctl) > 0, nil
-	}
-	if len(w.txt) > 0 {
-		if err := w.write(text, w.txt); err != nil {
+	if len(w.voice) > 0 {
+		wroteVoice, err := w.writeVoice(voiceSt, now)
+		if err != nil {
 			return false, err
 		}
+		wrote = wrote || wroteVoice
 	}
-	wroteLog := false
-	if m != nil {
-		var err error
-		if wroteLog, err = w.tailLog(text, r, m); err != nil {
-			return false, err
+	if text != nil {
+		if len(w.txt) > 0 {
+			if err := w.write(text, w.txt); err != nil {
+				return false, err
+			}
+			wrote = true
+		}
+		if m != nil {
+			wroteLog, err := w.tailLog(text, r, m)
+			if err != nil {
+				return false, err
+			}
+			wrote = wrote || wroteLog
 		}
 	}
-	return len(w.ctl) > 0 || len(w.txt) > 0 || wroteLog, nil
+	if videoQueued && videoSt != nil {
+		wroteVideo, err := w.writeVideo(videoSt)
+		if err != nil {
+			return false, err
+		}
+		wrote = wrote || wroteVideo
+	}
+	return wrote, nil
 }
 
 func (w *writer) write(st *protocol.Stream, b []byte) error {
@@ -122,6 +175,10 @@ func (w *writer) write(st *protocol.Stream, b []byte) error {
 		return err
 	}
 	w.s.progress.Store(time.Now().UnixNano())
+	w.written += uint64(len(b))
+	if !w.s.srv.cfg.DisablePacing {
+		w.pacer.spend(len(b), mono())
+	}
 	return nil
 }
 

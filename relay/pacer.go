@@ -1,0 +1,278 @@
+package relay
+
+import "time"
+
+// pacer paces the media a relay writes to one receiver a little below what
+// the receiver's link carries, so that queues form in the relay — where
+// voice goes first and video can be dropped back to a keyframe — and not in
+// the network, where a voice frame waits behind every byte ahead of it.
+// (TCP_NOTSENT_LOWAT keeps the kernel's share small, but the bottleneck's
+// buffer, or a proxy's, can hold seconds of data.)
+//
+// It learns the link from the relay's own Pings on the control stream. A
+// Pong says two things: how long the round trip took, which above its
+// minimum is the time the Ping queued on the path; and that every byte
+// written before the Ping has arrived, since TCP delivers in order, which
+// gives the delivery rate between two Pongs. The pacing rate follows both,
+// in the way of delay-based congestion control (LEDBAT, BBR, WebRTC's GCC):
+//
+//   - queueing above the target: cut the rate below the fastest recent
+//     delivery rate — to 90 % of it, down to 50 % when the queue is long,
+//     so that it drains within about half a second — at most once per
+//     round trip;
+//   - queueing below half the target while the pacer held video back: raise
+//     the rate by 5 % per sample, or by 15 % below a quarter of the target,
+//     probing for more;
+//   - otherwise hold.
+//
+// A receiver that never answers a Ping is not paced. The pacer is owned by
+// the session's writer goroutine; times are mono() nanoseconds.
+type pacer struct {
+	cfg pacerConfig
+
+	rate     float64 // bytes per second
+	tokens   float64 // bytes that may be sent now; negative: debt
+	tokensAt int64
+
+	minRTT  windowed // smallest round trip: the path without queueing
+	maxRate windowed // fastest delivery rate seen recently
+	lastCut int64
+	limited bool // video waited for tokens since the last sample
+
+	// The outstanding Ping, and the last answered one.
+	pingNonce uint64
+	pingAt    int64
+	pingBytes uint64 // bytes written before the ping
+	pinging   bool
+	pongAt    int64
+	pongs     int
+	// Recent answered Pings (when, bytes before them), to measure
+	// delivery over spans long enough that a Ping's wait behind one
+	// fragment does not skew it.
+	hist     [16]pongMark
+	histLen  int
+	lastRTT  time.Duration
+	queueing time.Duration // latest round trip above the minimum
+}
+
+type pacerConfig struct {
+	initial, min, max float64       // bytes per second
+	target            time.Duration // acceptable queueing delay
+	pingEvery         time.Duration
+	pingTimeout       time.Duration
+}
+
+func defaultPacerConfig() pacerConfig {
+	return pacerConfig{
+		initial:     1e6 / 8,
+		min:         64e3 / 8,
+		max:         100e6 / 8,
+		target:      10 * time.Millisecond,
+		pingEvery:   100 * time.Millisecond,
+		pingTimeout: time.Second,
+	}
+}
+
+func newPacer(cfg pacerConfig, now int64) *pacer {
+	return &pacer{
+		cfg: cfg, rate: cfg.initial, tokensAt: now,
+		minRTT:  windowed{span: int64(30 * time.Second), min: true},
+		maxRate: windowed{span: int64(5 * time.Second)},
+	}
+}
+
+// active reports whether the pacer has heard from the receiver and paces.
+func (p *pacer) active() bool { return p.pongs > 0 }
+
+// fragmentBytes is the size of the video fragments senders use by default.
+const fragmentBytes = 4 << 10
+
+// burst is how many bytes may go at once: 5 ms at the current rate, but at
+// least one default fragment.
+func (p *pacer) burst() float64 { return max(p.rate*0.005, fragmentBytes) }
+
+func (p *pacer) refill(now int64) {
+	if d := now - p.tokensAt; d > 0 {
+		p.tokens = min(p.tokens+p.rate*float64(d)/1e9, p.burst())
+	}
+	p.tokensAt = now
+}
+
+// spend records n bytes written.
+func (p *pacer) spend(n int, now int64) {
+	p.refill(now)
+	p.tokens -= float64(n)
+}
+
+// videoWait returns how long video must wait before the next fragment may
+// go: 0 when it may go now.
+func (p *pacer) videoWait(now int64) time.Duration {
+	if !p.active() {
+		return 0
+	}
+	p.refill(now)
+	if p.tokens >= 0 {
+		return 0
+	}
+	p.limited = true
+	return time.Duration(-p.tokens / p.rate * 1e9)
+}
+
+// pingDue reports whether a Ping should be sent now, and when otherwise
+// the next is due (0: none while idle).
+func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
+	if p.pinging {
+		if left := p.pingAt + int64(p.cfg.pingTimeout) - now; left > 0 {
+			return false, time.Duration(left)
+		}
+		// Unanswered: the path is badly congested, or the client does
+		// not answer. Count it as a sample as long as the wait.
+		p.pinging = false
+		if p.active() {
+			p.sample(p.cfg.pingTimeout, 0, now)
+		}
+	}
+	if !mediaActive {
+		return false, 0
+	}
+	if left := p.pongAt + int64(p.cfg.pingEvery) - now; left > 0 && p.pongs > 0 {
+		return false, time.Duration(left)
+	}
+	return true, 0
+}
+
+// pingSent records a Ping written after bytes bytes.
+func (p *pacer) pingSent(nonce uint64, bytes uint64, now int64) {
+	p.pinging, p.pingNonce, p.pingAt, p.pingBytes = true, nonce, now, bytes
+}
+
+// pong records the answer to a Ping; others are ignored.
+func (p *pacer) pong(nonce uint64, now int64) {
+	if !p.pinging || nonce != p.pingNonce {
+		return
+	}
+	p.pinging = false
+	rtt := time.Duration(now - p.pingAt)
+	var delivered float64
+	for i := p.histLen - 1; i >= 0; i-- {
+		if e := p.hist[i%len(p.hist)]; now-e.at >= int64(deliverySpan) {
+			delivered = float64(p.pingBytes-e.bytes) / (float64(now-e.at) / 1e9)
+			break
+		}
+	}
+	p.hist[p.histLen%len(p.hist)] = pongMark{now, p.pingBytes}
+	p.histLen++
+	if p.histLen >= 2*len(p.hist) {
+		p.histLen -= len(p.hist)
+	}
+	p.pongs++
+	p.pongAt = now
+	p.sample(rtt, delivered, now)
+}
+
+// pongMark is one answered Ping.
+type pongMark struct {
+	at    int64
+	bytes uint64
+}
+
+// deliverySpan is the shortest span a delivery rate is measured over.
+const deliverySpan = 300 * time.Millisecond
+
+// sample adapts the rate to one round trip and delivery rate (0: none).
+func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
+	p.lastRTT = rtt
+	p.minRTT.add(float64(rtt), now)
+	if delivered > 0 {
+		p.maxRate.add(delivered, now)
+	}
+	p.queueing = rtt - time.Duration(p.minRTT.value())
+	bw := p.maxRate.value()
+	if bw == 0 {
+		bw = p.rate
+	}
+	// A Ping that arrives while a fragment is on the wire waits for it:
+	// that is not a queue building up, so it raises the target.
+	target := p.cfg.target + time.Duration(fragmentBytes/bw*1e9)
+	switch {
+	case p.queueing > target:
+		if now-p.lastCut < int64(max(rtt, p.cfg.pingEvery)) {
+			break // one cut per round trip: the last one has not shown yet
+		}
+		// Go below the delivery rate, the further the longer the queue,
+		// so that it drains within about half a second.
+		factor := min(max(1-(p.queueing-target).Seconds()/0.5, 0.5), 0.9)
+		p.rate = max(min(p.rate, bw*factor), p.cfg.min)
+		p.lastCut = now
+	case p.queueing < target/4 && p.limited:
+		p.rate = min(p.rate*1.15, p.probeCap()) // far from a queue: find the link fast
+	case p.queueing < target/2 && p.limited:
+		p.rate = min(p.rate*1.05, p.probeCap())
+	}
+	p.limited = false
+	p.refill(now)
+}
+
+// probeCap bounds how far the rate may grow: a little above the fastest
+// delivery seen, so that probing for more bandwidth overshoots the link by
+// at most that much; when the link has more, deliveries show it and the
+// cap moves up with them.
+func (p *pacer) probeCap() float64 {
+	if m := p.maxRate.value(); m > 0 {
+		return max(min(p.cfg.max, m*probeGain), p.cfg.min)
+	}
+	return p.cfg.max
+}
+
+// probeGain is how far above the best delivery rate the pacer may probe.
+const probeGain = 1.1
+
+// windowed keeps the minimum (or maximum) of samples over a time span,
+// with two buckets of span/2: cheap, and exact enough for a filter whose
+// job is to forget old extremes.
+type windowed struct {
+	span     int64
+	min      bool // keep the minimum, else the maximum
+	cur, old float64
+	have     int // 0: none, 1: cur, 2: cur and old
+	curStart int64
+}
+
+func (w *windowed) better(a, b float64) bool {
+	if w.min {
+		return a < b
+	}
+	return a > b
+}
+
+func (w *windowed) add(v float64, now int64) {
+	if w.have > 0 && now-w.curStart >= w.span/2 {
+		stale := now-w.curStart >= w.span // the old bucket would be too old too
+		w.old, w.cur, w.curStart = w.cur, v, now
+		w.have = 2
+		if stale {
+			w.have = 1
+		}
+		return
+	}
+	if w.have == 0 {
+		w.cur, w.curStart, w.have = v, now, 1
+		return
+	}
+	if w.better(v, w.cur) {
+		w.cur = v
+	}
+}
+
+func (w *windowed) value() float64 {
+	switch w.have {
+	case 0:
+		return 0
+	case 1:
+		return w.cur
+	}
+	if w.better(w.old, w.cur) {
+		return w.old
+	}
+	return w.cur
+}
