@@ -156,6 +156,12 @@ type MediaStats struct {
 	VideoCongested, VideoWaitKey uint64
 	// KeyframeRequests: requests sent to this client (as a sender).
 	KeyframeRequests uint64
+
+	// The pacer's view of the link to this client: the rate it paces
+	// media at (0: not pacing), the latest round trip of its Pings, and
+	// how much of that was queueing.
+	PaceBps     uint64
+	RTT, Queued time.Duration
 }
 
 // mediaCounters is MediaStats with atomic fields; senders' goroutines and
@@ -166,6 +172,8 @@ type mediaCounters struct {
 	voiceOut, videoOut                  atomic.Uint64
 	voiceLate, videoCongested, videoKey atomic.Uint64
 	keyframeRequests                    atomic.Uint64
+	paceBps                             atomic.Uint64
+	rtt, queued                         atomic.Int64
 }
 
 func (c *mediaCounters) snapshot() MediaStats {
@@ -175,10 +183,14 @@ func (c *mediaCounters) snapshot() MediaStats {
 		VoiceOut: c.voiceOut.Load(), VideoOut: c.videoOut.Load(),
 		VoiceLate: c.voiceLate.Load(), VideoCongested: c.videoCongested.Load(), VideoWaitKey: c.videoKey.Load(),
 		KeyframeRequests: c.keyframeRequests.Load(),
+		PaceBps:          c.paceBps.Load(),
+		RTT:              time.Duration(c.rtt.Load()),
+		Queued:           time.Duration(c.queued.Load()),
 	}
 }
 
-// add accumulates s into t.
+// add accumulates the counters of s into t (not the pacer's view: sums of
+// rates and round trips mean nothing).
 func (t *MediaStats) add(s MediaStats) {
 	t.VoiceIn += s.VoiceIn
 	t.VideoIn += s.VideoIn

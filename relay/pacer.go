@@ -25,7 +25,7 @@ import "time"
 //     probing for more;
 //   - otherwise hold.
 //
-// A receiver that never answers a Ping is not paced. The pacer is owned by
+// A receiver that never answers a Ping is not paced once that is clear. The pacer is owned by
 // the session's writer goroutine; times are mono() nanoseconds.
 type pacer struct {
 	cfg pacerConfig
@@ -39,17 +39,17 @@ type pacer struct {
 	lastCut int64
 	limited bool // video waited for tokens since the last sample
 
-	// The outstanding Ping, and the last answered one.
-	pingNonce uint64
-	pingAt    int64
-	pingBytes uint64 // bytes written before the ping
-	pinging   bool
-	pongAt    int64
+	// Pings in flight, oldest first (a window of outBuf).
+	out       []pingMark
+	outBuf    [32]pingMark
+	lastPing  int64
+	firstPing int64 // when the first Ping went; 0: none yet
 	pongs     int
-	// Recent answered Pings (when, bytes before them), to measure
-	// delivery over spans long enough that a Ping's wait behind one
-	// fragment does not skew it.
-	hist     [16]pongMark
+	deaf      bool // no Ping was ever answered: the client does not answer them
+	// Recent answered Pings (when answered, bytes before them), to
+	// measure delivery over spans long enough that a Ping's wait behind
+	// one fragment does not skew it.
+	hist     [16]pingMark
 	histLen  int
 	lastRTT  time.Duration
 	queueing time.Duration // latest round trip above the minimum
@@ -64,12 +64,12 @@ type pacerConfig struct {
 
 func defaultPacerConfig() pacerConfig {
 	return pacerConfig{
-		initial:     1e6 / 8,
+		initial:     800e3 / 8,
 		min:         64e3 / 8,
 		max:         100e6 / 8,
 		target:      10 * time.Millisecond,
 		pingEvery:   100 * time.Millisecond,
-		pingTimeout: time.Second,
+		pingTimeout: 3 * time.Second,
 	}
 }
 
@@ -81,8 +81,14 @@ func newPacer(cfg pacerConfig, now int64) *pacer {
 	}
 }
 
-// active reports whether the pacer has heard from the receiver and paces.
-func (p *pacer) active() bool { return p.pongs > 0 }
+// active reports whether the pacer paces: from the start, at the initial
+// rate, until it is clear that the client does not answer Pings (none
+// answered within unansweredLimit of the first).
+func (p *pacer) active() bool { return !p.deaf }
+
+// unansweredLimit is how long Pings may go unanswered from the first
+// before the pacer decides the client does not answer them.
+const unansweredLimit = 3 * time.Second
 
 // fragmentBytes is the size of the video fragments senders use by default.
 const fragmentBytes = 4 << 10
@@ -119,23 +125,27 @@ func (p *pacer) videoWait(now int64) time.Duration {
 }
 
 // pingDue reports whether a Ping should be sent now, and when otherwise
-// the next is due (0: none while idle).
+// the next is due (0: none while idle). Pings go every pingEvery whether
+// or not earlier ones were answered, so that a long queue, which delays
+// the answers, does not also delay the news of it.
 func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
-	if p.pinging {
-		if left := p.pingAt + int64(p.cfg.pingTimeout) - now; left > 0 {
-			return false, time.Duration(left)
-		}
+	for len(p.out) > 0 && now-p.out[0].at >= int64(p.cfg.pingTimeout) {
 		// Unanswered: the path is badly congested, or the client does
 		// not answer. Count it as a sample as long as the wait.
-		p.pinging = false
-		if p.active() {
+		p.out = p.out[1:]
+		if p.pongs > 0 {
 			p.sample(p.cfg.pingTimeout, 0, now)
+		} else if now-p.firstPing >= int64(unansweredLimit) {
+			p.deaf = true
 		}
 	}
 	if !mediaActive {
 		return false, 0
 	}
-	if left := p.pongAt + int64(p.cfg.pingEvery) - now; left > 0 && p.pongs > 0 {
+	if left := p.lastPing + int64(p.cfg.pingEvery) - now; (left > 0 && p.firstPing != 0) || len(p.out) == cap(p.outBuf) {
+		if left <= 0 {
+			left = p.out[0].at + int64(p.cfg.pingTimeout) - now
+		}
 		return false, time.Duration(left)
 	}
 	return true, 0
@@ -143,41 +153,57 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 
 // pingSent records a Ping written after bytes bytes.
 func (p *pacer) pingSent(nonce uint64, bytes uint64, now int64) {
-	p.pinging, p.pingNonce, p.pingAt, p.pingBytes = true, nonce, now, bytes
+	if len(p.out) == 0 {
+		p.out = p.outBuf[:0]
+	} else if len(p.out) == cap(p.out) { // move to the front of outBuf
+		p.out = p.outBuf[:copy(p.outBuf[:], p.out)]
+	}
+	p.out = append(p.out, pingMark{nonce, now, bytes})
+	p.lastPing = now
+	if p.firstPing == 0 {
+		p.firstPing = now
+	}
 }
 
 // pong records the answer to a Ping; others are ignored.
 func (p *pacer) pong(nonce uint64, now int64) {
-	if !p.pinging || nonce != p.pingNonce {
+	i := 0
+	for i < len(p.out) && p.out[i].nonce != nonce {
+		i++
+	}
+	if i == len(p.out) {
 		return
 	}
-	p.pinging = false
-	rtt := time.Duration(now - p.pingAt)
+	ping := p.out[i]
+	p.out = p.out[i+1:] // earlier ones will not be answered now: TCP keeps order
+	rtt := time.Duration(now - ping.at)
 	var delivered float64
-	for i := p.histLen - 1; i >= 0; i-- {
-		if e := p.hist[i%len(p.hist)]; now-e.at >= int64(deliverySpan) {
-			delivered = float64(p.pingBytes-e.bytes) / (float64(now-e.at) / 1e9)
+	for j := p.histLen - 1; j >= max(0, p.histLen-len(p.hist)); j-- {
+		if e := p.hist[j%len(p.hist)]; now-e.at >= int64(deliverySpan) {
+			delivered = float64(ping.bytes-e.bytes) / (float64(now-e.at) / 1e9)
 			break
 		}
 	}
-	p.hist[p.histLen%len(p.hist)] = pongMark{now, p.pingBytes}
+	p.hist[p.histLen%len(p.hist)] = pingMark{at: now, bytes: ping.bytes}
 	p.histLen++
 	if p.histLen >= 2*len(p.hist) {
 		p.histLen -= len(p.hist)
 	}
 	p.pongs++
-	p.pongAt = now
+	p.deaf = false
 	p.sample(rtt, delivered, now)
 }
 
-// pongMark is one answered Ping.
-type pongMark struct {
+// pingMark is one Ping: when it was sent (or answered, in hist) and the
+// bytes written before it.
+type pingMark struct {
+	nonce uint64
 	at    int64
 	bytes uint64
 }
 
 // deliverySpan is the shortest span a delivery rate is measured over.
-const deliverySpan = 300 * time.Millisecond
+const deliverySpan = 200 * time.Millisecond
 
 // sample adapts the rate to one round trip and delivery rate (0: none).
 func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
@@ -191,9 +217,10 @@ func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
 	if bw == 0 {
 		bw = p.rate
 	}
-	// A Ping that arrives while a fragment is on the wire waits for it:
-	// that is not a queue building up, so it raises the target.
-	target := p.cfg.target + time.Duration(fragmentBytes/bw*1e9)
+	// A Ping that arrives while a fragment is on the wire waits for the
+	// rest of it, half a fragment on average: that is not a queue
+	// building up, so it raises the target.
+	target := p.cfg.target + time.Duration(fragmentBytes/bw*1e9/2)
 	switch {
 	case p.queueing > target:
 		if now-p.lastCut < int64(max(rtt, p.cfg.pingEvery)) {

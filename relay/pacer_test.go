@@ -161,17 +161,31 @@ func TestPacerFindsASlowLink(t *testing.T) {
 func TestPacerUnpacedWithoutPongs(t *testing.T) {
 	p := newPacer(defaultPacerConfig(), 0)
 	p.spend(1<<20, 0)
-	if w := p.videoWait(0); w != 0 {
-		t.Errorf("videoWait before any Pong = %v, want 0 (a client that never answers is not paced)", w)
+	if w := p.videoWait(0); w == 0 {
+		t.Errorf("videoWait after 1 MiB at the start = 0, want a wait: the pacer paces from the start")
 	}
-	p.pingSent(1, 100, 0)
-	p.pong(2, int64(time.Millisecond)) // not the outstanding nonce
+	// Pings for 3 s, none answered (one with the wrong nonce).
+	sec := int64(time.Second)
+	for now := int64(1); now <= 4*sec; now += sec / 10 {
+		if due, _ := p.pingDue(now, true); due {
+			p.pingSent(uint64(now), 0, now)
+			p.pong(uint64(now)+1, now)
+		}
+	}
 	if p.active() {
-		t.Errorf("a Pong with the wrong nonce made the pacer active")
+		t.Errorf("the pacer still paces a client that answered no Ping for 4 s")
 	}
-	p.pong(1, int64(2*time.Millisecond))
+	if w := p.videoWait(4 * sec); w != 0 {
+		t.Errorf("videoWait for a client that does not answer = %v, want 0", w)
+	}
+	due, _ := p.pingDue(4*sec+sec/10, true)
+	if !due {
+		t.Fatal("no Ping due")
+	}
+	p.pingSent(99, 0, 4*sec+sec/10)
+	p.pong(99, 4*sec+sec/5)
 	if !p.active() {
-		t.Errorf("the right Pong did not make the pacer active")
+		t.Errorf("an answered Ping did not make the pacer pace again")
 	}
 }
 

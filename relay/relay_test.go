@@ -13,10 +13,12 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/parleychat/parley/relay/relaytest"
+
 	"github.com/parleychat/parley/protocol"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, relaytest.IgnoreLinkLeaks) }
 
 // testServer is a relay on a loopback port.
 type testServer struct {

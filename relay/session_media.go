@@ -90,6 +90,9 @@ func (s *session) readVideo(st *protocol.Stream) error {
 		mf := newMediaFrame(h.Type, p, m.id)
 		mf.kind, mf.key, mf.from = protocol.KindVideo, srcTrack{m.id, f.Track}, s
 		mf.index, mf.keyframe = f.Index, f.Keyframe()
+		if !s.sendsVideo(f.Track, mf.arrived) {
+			s.wake() // its writer starts telling it what bitrate to use
+		}
 		s.lastVideoIn[f.Track].Store(mf.arrived)
 		r.forwardMedia(m, mf)
 		mf.release()

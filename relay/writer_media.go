@@ -33,7 +33,13 @@ func (w *writer) takePong() {
 	s.pongNew = false
 	s.pongMu.Unlock()
 	if ok {
-		w.pacer.pong(nonce, at)
+		p := w.pacer
+		p.pong(nonce, at)
+		s.media.rtt.Store(int64(p.lastRTT))
+		s.media.queued.Store(int64(p.queueing))
+		if w.pacing() {
+			s.media.paceBps.Store(uint64(p.rate * 8))
+		}
 	}
 }
 
@@ -131,6 +137,10 @@ func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQu
 	cfg := &s.srv.cfg
 	if !cfg.DisablePacing {
 		active := videoQueued || (w.mediaOutAt != 0 && now-w.mediaOutAt < int64(time.Second))
+		// Before any media, one Ping measures the path while it is
+		// empty: the least round trip that later ones are judged by.
+		probe := w.pacer.pongs == 0 && len(w.pacer.out) == 0 && (s.wantsVideo.Load() || s.wantsVoice.Load())
+		active = active || probe
 		due, in := w.pacer.pingDue(now, active && m != nil)
 		switch {
 		case due:
