@@ -1,6 +1,9 @@
 // Package pulsetest runs a private PulseAudio daemon for tests that play
 // and record through real audio devices, with PortAudio (ALSA host API)
-// seeing its sinks by name.
+// seeing its sinks by name. It lives at the top of the module so that any
+// package's tests can use it (media/audiodev's TestChain is an example:
+// Playback into sink A, Capture from A's monitor, Opus, Playback into B,
+// Record B).
 //
 // Start sets up, in a fresh temporary directory D:
 //
