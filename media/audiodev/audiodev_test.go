@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleychat/parley/internal/pulsetest"
+	"github.com/parleychat/parley/media/audiodev/pulsetest"
 	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/media/audio"
 	"github.com/parleychat/parley/media/opus"
@@ -19,7 +19,7 @@ import (
 )
 
 // pulse is the private PulseAudio daemon all tests here play through; nil
-// when PulseAudio is not installed (the tests then skip).
+// when PulseAudio is not installed (the tests then fail: make deps installs it).
 var pulse *pulsetest.Server
 
 func TestMain(m *testing.M) {
@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 func needPulse(t *testing.T) {
 	t.Helper()
 	if pulse == nil {
-		t.Skip("PulseAudio is not installed (make deps installs it)")
+		t.Fatal("PulseAudio is not installed: run make deps (make test does)")
 	}
 }
 

@@ -66,7 +66,7 @@ func writeOgg(t *testing.T, pkts [][]byte, cfg OggConfig) []byte {
 func TestOggFFmpeg(t *testing.T) {
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		t.Skip("ffmpeg is not installed (make deps installs it)")
+		t.Fatal("ffmpeg is not installed: run make deps (make test does)")
 	}
 	pkts := encodeTone(t, 3)
 	dir := t.TempDir()

@@ -1,7 +1,7 @@
 // Package pulsetest runs a private PulseAudio daemon for tests that play
 // and record through real audio devices, with PortAudio (ALSA host API)
-// seeing its sinks by name. It lives at the top of the module so that any
-// package's tests can use it (media/audiodev's TestChain is an example:
+// seeing its sinks by name. Any package's tests can use it (media/audiodev's
+// TestChain is an example:
 // Playback into sink A, Capture from A's monitor, Opus, Playback into B,
 // Record B).
 //
