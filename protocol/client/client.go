@@ -35,7 +35,32 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives debug logs (default: discarded).
 	Logger *slog.Logger
+	// Media, if set, makes the client a media participant: each
+	// connection opens the voice and video streams, and media and media
+	// signalling from the server go to Media.
+	Media MediaHandler
 }
+
+// MediaHandler receives a member's media and media signalling. Voice and
+// Video run on the connection's stream reader goroutines, the others on
+// Run's goroutine; all must return quickly.
+type MediaHandler interface {
+	// Voice and Video receive frames from other members. The frame and
+	// its Data are valid only during the call.
+	Voice(v *protocol.Voice)
+	Video(f *protocol.VideoFragment)
+	// Joined reports each (re)join: this member's new ID and the roster.
+	// Media sent from now on goes to the new session; a sender should
+	// start its video with a keyframe, a receiver forget what it held.
+	Joined(self uint32, members []protocol.Member)
+	// Signal receives KeyframeRequest, BitrateHint, LossReport and
+	// StateUpdate messages from the server.
+	Signal(m protocol.Message)
+}
+
+// ErrNotConnected is returned by the media senders while the client is
+// between connections; the frame is dropped (media is not worth resending).
+var ErrNotConnected = errors.New("client: not connected")
 
 // EventType says what an Event reports.
 type EventType string
@@ -50,6 +75,7 @@ const (
 	EventError        EventType = "error"        // a request failed; Err says why
 	EventConnected    EventType = "connected"    // joined (again); Text names the server software
 	EventDisconnected EventType = "disconnected" // the connection ended; Err says why, a reconnect follows
+	EventState        EventType = "state"        // a member's media state changed (State)
 )
 
 // Event is one thing that happened in the room.
@@ -65,6 +91,10 @@ type Event struct {
 	Mine  bool   // a message this client sent
 	ID    uint64 // client id of a message this client sent
 	Err   error
+	// For EventJoin, EventLeave and EventState: the member's ID and
+	// media state (protocol.State* bits).
+	MemberID uint32
+	State    uint8
 }
 
 // Client is a room membership that survives disconnects. Create it with
@@ -77,9 +107,12 @@ type Client struct {
 	notify chan struct{} // capacity 1: incoming or flushReqs changed
 	done   chan struct{} // closed when Run returns
 
-	mu        sync.Mutex // guards incoming and flushReqs
+	mu        sync.Mutex // guards incoming, flushReqs, conn, state, roster
 	incoming  []*outgoing
 	flushReqs []chan struct{}
+	conn      *protocol.Conn // the joined connection, nil between connections
+	state     uint8          // this member's media state, announced after every join
+	roster    map[uint32]protocol.Member
 
 	// Owned by Run's goroutine.
 	outbox   []*outgoing // not yet acknowledged, in send order
@@ -87,7 +120,6 @@ type Client struct {
 	ackedTo  uint64 // highest sequence number acknowledged to this client
 	joined   bool   // joined at least once: later joins resume
 	token    []byte
-	roster   map[uint32]string
 	limiter  *rate.Limiter
 	pausedTo time.Time // after a rate limit: send nothing before this
 	flushers []chan struct{}
@@ -124,7 +156,7 @@ func New(cfg Config) *Client {
 		leave:  make(chan struct{}),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		roster: make(map[uint32]string),
+		roster: make(map[uint32]protocol.Member),
 	}
 }
 
@@ -296,7 +328,11 @@ func (c *Client) answerFlushers() {
 // session runs one connection. connected reports whether it got as far as
 // joining the room.
 func (c *Client) session(ctx context.Context) (connected bool, err error) {
-	conn, err := protocol.Dial(ctx, c.cfg.Invite, &c.cfg.Dial)
+	dc := c.cfg.Dial
+	if h := c.cfg.Media; h != nil {
+		dc.OnVoice, dc.OnVideo = h.Voice, h.Video
+	}
+	conn, err := protocol.Dial(ctx, c.cfg.Invite, &dc)
 	if err != nil {
 		return false, err
 	}
@@ -331,6 +367,23 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 		c.lastSeq, c.ackedTo = joined.HeadSeq, min(c.ackedTo, joined.HeadSeq)
 	}
 	c.syncRoster(ctx, joined.Members)
+	c.mu.Lock()
+	c.conn = conn
+	state := c.state
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.conn = nil
+		c.mu.Unlock()
+	}()
+	if state != 0 {
+		if err := conn.Send(&protocol.StateUpdate{State: state}); err != nil {
+			return true, err
+		}
+	}
+	if h := c.cfg.Media; h != nil {
+		h.Joined(joined.MemberID, joined.Members)
+	}
 	for _, o := range c.outbox {
 		o.sent = false
 	}
@@ -443,11 +496,33 @@ func (c *Client) handle(ctx context.Context, m protocol.Message) error {
 		c.lastSeq = max(c.lastSeq, m.Seq)
 		c.answerFlushers()
 	case *protocol.MemberJoined:
-		c.roster[m.ID] = m.Name
-		c.emit(ctx, Event{Type: EventJoin, Room: room, From: m.Name, Time: time.Now()})
+		c.mu.Lock()
+		c.roster[m.ID] = m.Member
+		c.mu.Unlock()
+		c.emit(ctx, Event{Type: EventJoin, Room: room, From: m.Name, MemberID: m.ID, State: m.State, Time: time.Now()})
 	case *protocol.MemberLeft:
+		c.mu.Lock()
 		delete(c.roster, m.ID)
-		c.emit(ctx, Event{Type: EventLeave, Room: room, From: m.Name, Text: m.Reason.String(), Time: time.Now()})
+		c.mu.Unlock()
+		c.emit(ctx, Event{Type: EventLeave, Room: room, From: m.Name, MemberID: m.ID, Text: m.Reason.String(), Time: time.Now()})
+	case *protocol.StateUpdate:
+		c.mu.Lock()
+		mem, ok := c.roster[m.Member]
+		if ok {
+			mem.State = m.State
+			c.roster[m.Member] = mem
+		}
+		c.mu.Unlock()
+		if ok {
+			c.emit(ctx, Event{Type: EventState, Room: room, From: mem.Name, MemberID: m.Member, State: m.State, Time: time.Now()})
+		}
+		if h := c.cfg.Media; h != nil {
+			h.Signal(m)
+		}
+	case *protocol.KeyframeRequest, *protocol.BitrateHint, *protocol.LossReport:
+		if h := c.cfg.Media; h != nil {
+			h.Signal(m)
+		}
 	case *protocol.Error:
 		return c.failed(ctx, m)
 	}
@@ -499,23 +574,106 @@ func (c *Client) failed(ctx context.Context, e *protocol.Error) error {
 // and the one in a Joined, so that a reconnect shows only real changes.
 func (c *Client) syncRoster(ctx context.Context, members []protocol.Member) {
 	now := time.Now()
-	present := make(map[string]bool, len(members))
+	present := make(map[string]protocol.Member, len(members))
 	for _, m := range members {
-		present[m.Name] = true
+		present[m.Name] = m
 	}
-	known := make(map[string]bool, len(c.roster))
-	for id, name := range c.roster {
-		known[name] = true
-		if !present[name] {
-			delete(c.roster, id)
-			c.emit(ctx, Event{Type: EventLeave, Room: c.cfg.Invite.Room, From: name, Text: protocol.LeftDisconnected.String(), Time: now})
-		}
+	c.mu.Lock()
+	known := make(map[string]protocol.Member, len(c.roster))
+	for _, m := range c.roster {
+		known[m.Name] = m
 	}
 	clear(c.roster)
 	for _, m := range members {
-		c.roster[m.ID] = m.Name
-		if !known[m.Name] {
-			c.emit(ctx, Event{Type: EventJoin, Room: c.cfg.Invite.Room, From: m.Name, Time: now})
+		c.roster[m.ID] = m
+	}
+	c.mu.Unlock()
+	for name, m := range known {
+		if _, ok := present[name]; !ok {
+			c.emit(ctx, Event{Type: EventLeave, Room: c.cfg.Invite.Room, From: name, MemberID: m.ID,
+				Text: protocol.LeftDisconnected.String(), Time: now})
 		}
+	}
+	for _, m := range members {
+		old, ok := known[m.Name]
+		switch {
+		case !ok:
+			c.emit(ctx, Event{Type: EventJoin, Room: c.cfg.Invite.Room, From: m.Name, MemberID: m.ID, State: m.State, Time: now})
+		case old.State != m.State:
+			c.emit(ctx, Event{Type: EventState, Room: c.cfg.Invite.Room, From: m.Name, MemberID: m.ID, State: m.State, Time: now})
+		}
+	}
+}
+
+// Member returns the member with an ID in the current roster.
+func (c *Client) Member(id uint32) (protocol.Member, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.roster[id]
+	return m, ok
+}
+
+// Roster returns the current members, in no particular order.
+func (c *Client) Roster() []protocol.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]protocol.Member, 0, len(c.roster))
+	for _, m := range c.roster {
+		out = append(out, m)
+	}
+	return out
+}
+
+// current returns the joined connection, or nil.
+func (c *Client) current() *protocol.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// SendVoice sends a voice frame on the current connection (Source is set
+// by the server). Between connections it returns ErrNotConnected.
+func (c *Client) SendVoice(v *protocol.Voice) error {
+	conn := c.current()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	return conn.Send(v)
+}
+
+// SendVideoFragment sends one fragment of a video frame (see
+// protocol.VideoFrame.Fragment) on the current connection. A caller that
+// paces its video sends fragment by fragment; if the connection changes in
+// the middle of a frame, the rest of the frame goes to the new session,
+// where receivers drop it, and the sender's next frame must be a keyframe
+// (MediaHandler.Joined says when).
+func (c *Client) SendVideoFragment(f *protocol.VideoFragment) error {
+	conn := c.current()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	return conn.Send(f)
+}
+
+// Signal sends a media signalling message (KeyframeRequest, BitrateHint,
+// LossReport) on the current connection.
+func (c *Client) Signal(m protocol.Message) error {
+	conn := c.current()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	return conn.Send(m)
+}
+
+// SetState sets this member's media state (protocol.State* bits). It is
+// announced now if connected and after every later join.
+func (c *Client) SetState(state uint8) {
+	c.mu.Lock()
+	changed := c.state != state
+	c.state = state
+	conn := c.conn
+	c.mu.Unlock()
+	if changed && conn != nil {
+		conn.Send(&protocol.StateUpdate{State: state})
 	}
 }

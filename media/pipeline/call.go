@@ -1,0 +1,267 @@
+// Package pipeline runs a member's media in a call: source → encoder →
+// connection for what it sends, connection → jitter buffer and decoder →
+// sink for what it receives, with the clocks, drops and keyframe logic in
+// one place. The terminal client and the desktop client both use it.
+//
+// A Call is the client.MediaHandler of a protocol/client.Client: build the
+// Call, give it to client.Config.Media, then run the Call with the client.
+// It is pure Go; the codecs and devices come in through the media
+// interfaces (media/vpx, media/opus, media/audiodev implement them).
+//
+// What it does on its own:
+//
+//   - video: scales the source down when the bitrate it may use is low (see
+//     ladder), starts every session with a keyframe, makes one when the
+//     relay asks, follows the relay's bitrate hints, cuts frames into
+//     fragments and paces them at 2.5 times the bitrate, so that a
+//     keyframe does not hold up its own voice on the uplink;
+//   - voice: 20 ms Opus frames with their level, in-band FEC sized to the
+//     worst loss its listeners reported in the last few seconds;
+//   - receiving: one jitter buffer per speaker, played out every 20 ms
+//     (decode, FEC or concealment), mixed; the loss each speaker's stream
+//     suffers is reported to it every second; video frames reassembled,
+//     decoded off the reader goroutine, and a keyframe asked for (at most
+//     once a second per sender) when a frame is lost or does not decode.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"image"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleychat/parley/media"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Conn is what a Call sends on. *client.Client implements it.
+type Conn interface {
+	SendVoice(v *protocol.Voice) error
+	SendVideoFragment(f *protocol.VideoFragment) error
+	Signal(m protocol.Message) error
+	Member(id uint32) (protocol.Member, bool)
+}
+
+// Config configures a Call. Every part is optional: a Call with no source
+// only receives, one with no decoders only records.
+type Config struct {
+	// Audio is the microphone (or a tone, or a file); NewAudioEncoder
+	// makes its encoder.
+	Audio           media.AudioSource
+	NewAudioEncoder func() (media.AudioEncoder, error)
+
+	// Camera and Screen are the video sources of the two tracks;
+	// NewVideoEncoder makes an encoder for one (screen: content of a
+	// screen rather than a camera).
+	Camera, Screen  media.VideoSource
+	NewVideoEncoder func(screen bool) (media.VideoEncoder, error)
+	// VideoBitrate is the most a video track uses, in bits per second
+	// (default 1 Mbit/s for the camera, 1.5 Mbit/s for the screen); the
+	// relay's bitrate hints lower it.
+	VideoBitrate int
+	// FrameRate is the video sources' frame rate, for the resolution
+	// ladder (default 30).
+	FrameRate float64
+	// FragmentData is the most data per video fragment (default
+	// protocol.DefaultFragmentData).
+	FragmentData int
+
+	// NewAudioDecoder makes a decoder per speaker; nil: voice is not
+	// decoded (and not played).
+	NewAudioDecoder func() (media.AudioDecoder, error)
+	// Speaker plays the mixed voice of everyone else; nil: not played.
+	Speaker media.AudioSink
+	// NewVideoDecoder makes a decoder per sender and track; nil: video
+	// is not decoded.
+	NewVideoDecoder func() (media.VideoDecoder, error)
+	// OnPicture receives every decoded picture, on that sender's decode
+	// goroutine; img is valid only during the call.
+	OnPicture func(source uint32, track protocol.Track, img *image.YCbCr, captured time.Time)
+	// OnLevel receives each speaker's audio level (RFC 6464: 0 loud, 127
+	// silent) for every frame received, on the voice reader goroutine.
+	OnLevel func(source uint32, level uint8)
+
+	// Recorder, if set, gets every frame received, undecoded.
+	Recorder *Recorder
+
+	// Logger receives the call's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Call is one member's media in a call.
+type Call struct {
+	cfg  Config
+	log  *slog.Logger
+	conn atomic.Pointer[connBox]
+	self atomic.Uint32 // this member's ID in the current session
+
+	audio *audioSender
+	video [protocol.MaxTrack + 1]*videoSender
+	recv  *receiver
+}
+
+type connBox struct{ Conn }
+
+// New returns a call for cfg. It does nothing until Run.
+func New(cfg Config) *Call {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FrameRate == 0 {
+		cfg.FrameRate = 30
+	}
+	c := &Call{cfg: cfg, log: cfg.Logger}
+	if cfg.Audio != nil && cfg.NewAudioEncoder != nil {
+		c.audio = &audioSender{call: c, src: cfg.Audio}
+	}
+	for tr, src := range []media.VideoSource{protocol.TrackCamera: cfg.Camera, protocol.TrackScreen: cfg.Screen} {
+		if src == nil || cfg.NewVideoEncoder == nil {
+			continue
+		}
+		bps := cfg.VideoBitrate
+		if bps == 0 {
+			bps = 1_000_000
+			if protocol.Track(tr) == protocol.TrackScreen {
+				bps = 1_500_000
+			}
+		}
+		c.video[tr] = newVideoSender(c, protocol.Track(tr), src, bps)
+	}
+	c.recv = newReceiver(c)
+	return c
+}
+
+// Run sends and receives media on conn until ctx is done. It closes the
+// sources, the speaker and the recorder before it returns. A source that
+// ends (a file) stops its sender; the call goes on.
+func (c *Call) Run(ctx context.Context, conn Conn) error {
+	c.conn.Store(&connBox{conn})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if c.audio != nil {
+		start(c.audio.run)
+	}
+	for _, v := range c.video {
+		if v != nil {
+			start(v.run)
+		}
+	}
+	start(c.recv.run)
+	<-ctx.Done()
+	// Sources block in ReadFrame: closing them unblocks their senders.
+	if c.cfg.Audio != nil {
+		c.cfg.Audio.Close()
+	}
+	if c.cfg.Camera != nil {
+		c.cfg.Camera.Close()
+	}
+	if c.cfg.Screen != nil {
+		c.cfg.Screen.Close()
+	}
+	wg.Wait()
+	c.recv.close()
+	var err error
+	if c.cfg.Recorder != nil {
+		err = c.cfg.Recorder.Close()
+	}
+	select {
+	case e := <-errs:
+		return e
+	default:
+	}
+	return err
+}
+
+// connection returns the connection media goes out on.
+func (c *Call) connection() Conn {
+	if b := c.conn.Load(); b != nil {
+		return b.Conn
+	}
+	return nil
+}
+
+// ----- client.MediaHandler -----
+
+// Voice receives a voice frame (see client.MediaHandler).
+func (c *Call) Voice(v *protocol.Voice) { c.recv.voice(v) }
+
+// Video receives a video fragment (see client.MediaHandler).
+func (c *Call) Video(f *protocol.VideoFragment) { c.recv.video(f) }
+
+// Joined starts a new session: the senders begin with keyframes, the
+// receiver with clean state.
+func (c *Call) Joined(self uint32, members []protocol.Member) {
+	c.self.Store(self)
+	for _, v := range c.video {
+		if v != nil {
+			v.forceKey.Store(true)
+		}
+	}
+	c.recv.reset()
+}
+
+// Signal handles media signalling from the relay.
+func (c *Call) Signal(m protocol.Message) {
+	switch m := m.(type) {
+	case *protocol.KeyframeRequest:
+		if m.Track <= protocol.MaxTrack && c.video[m.Track] != nil {
+			c.video[m.Track].forceKey.Store(true)
+		}
+	case *protocol.BitrateHint:
+		if m.Track <= protocol.MaxTrack && c.video[m.Track] != nil {
+			c.video[m.Track].hint.Store(m.Bitrate)
+		}
+	case *protocol.LossReport:
+		if c.audio != nil {
+			c.audio.reportLoss(m.Member, m.FractionLost)
+		}
+	case *protocol.StateUpdate:
+	}
+}
+
+// Stats is what a call has sent and received so far.
+type Stats struct {
+	VoiceSent           uint64
+	VideoSent           [protocol.MaxTrack + 1]uint64 // frames, by track
+	KeyframesSent       [protocol.MaxTrack + 1]uint64
+	VideoBitrate        [protocol.MaxTrack + 1]int // current target, bits per second
+	Width, Height       [protocol.MaxTrack + 1]int // current encoded size
+	VoiceReceived       uint64
+	VideoFramesReceived uint64 // whole frames
+	VideoBroken         uint64 // frames lost in reassembly
+	Decoded, DecodeErrs uint64 // video pictures
+	KeyframesAsked      uint64
+}
+
+// Stats returns the call's counters.
+func (c *Call) Stats() Stats {
+	var st Stats
+	if c.audio != nil {
+		st.VoiceSent = c.audio.sent.Load()
+	}
+	for tr, v := range c.video {
+		if v != nil {
+			st.VideoSent[tr] = v.sent.Load()
+			st.KeyframesSent[tr] = v.keyframes.Load()
+			st.VideoBitrate[tr] = int(v.bitrate.Load())
+			st.Width[tr], st.Height[tr] = int(v.width.Load()), int(v.height.Load())
+		}
+	}
+	c.recv.addStats(&st)
+	return st
+}

@@ -1,0 +1,259 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"image"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleychat/parley/media"
+	"github.com/parleychat/parley/media/audio"
+	"github.com/parleychat/parley/media/video"
+	"github.com/parleychat/parley/protocol"
+)
+
+// ----- voice -----
+
+// audioSender reads the audio source, encodes and sends 20 ms frames.
+type audioSender struct {
+	call *Call
+	src  media.AudioSource
+	sent atomic.Uint64
+
+	mu     sync.Mutex // guards losses
+	losses map[uint32]lossReport
+}
+
+type lossReport struct {
+	fraction uint8
+	at       time.Time
+}
+
+// lossMemory is how long a listener's loss report counts.
+const lossMemory = 5 * time.Second
+
+func (s *audioSender) run(ctx context.Context) error {
+	enc, err := s.call.cfg.NewAudioEncoder()
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	pcm := make([]int16, media.FrameSamples)
+	out := make([]byte, protocol.MaxVoiceData)
+	v := protocol.Voice{Codec: protocol.CodecOpus}
+	fec := 0
+	for seq := uint32(0); ; seq++ {
+		captured, err := s.src.ReadFrame(pcm)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil // stopped, or the file ended
+			}
+			return err
+		}
+		if p := s.fecPercent(); p != fec {
+			fec = p
+			enc.SetPacketLoss(p)
+		}
+		n, err := enc.Encode(pcm, out)
+		if err != nil {
+			return err
+		}
+		v.Seq, v.Captured, v.Level, v.Data = seq, captured.UnixMicro(), audio.Level(pcm), out[:n]
+		if conn := s.call.connection(); conn != nil && conn.SendVoice(&v) == nil {
+			s.sent.Add(1)
+		}
+	}
+}
+
+// reportLoss records a listener's loss report.
+func (s *audioSender) reportLoss(listener uint32, fraction uint8) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.losses == nil {
+		s.losses = make(map[uint32]lossReport)
+	}
+	s.losses[listener] = lossReport{fraction, time.Now()}
+}
+
+// fecPercent is the loss to tune FEC for: the worst any listener reported
+// lately, in percent, rounded up (0 turns FEC off).
+func (s *audioSender) fecPercent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	worst := 0
+	for id, r := range s.losses {
+		if time.Since(r.at) > lossMemory {
+			delete(s.losses, id)
+			continue
+		}
+		worst = max(worst, int(math.Ceil(float64(r.fraction)*100/256)))
+	}
+	return min(worst, 50)
+}
+
+// ----- video -----
+
+// videoSender reads one video source, scales, encodes, cuts and paces.
+type videoSender struct {
+	call     *Call
+	track    protocol.Track
+	src      media.VideoSource
+	maxBps   int
+	forceKey atomic.Bool
+	hint     atomic.Uint32 // the relay's last bitrate hint (0: none)
+
+	sent, keyframes atomic.Uint64
+	bitrate         atomic.Int64 // current target
+	width, height   atomic.Int32
+}
+
+func newVideoSender(c *Call, tr protocol.Track, src media.VideoSource, bps int) *videoSender {
+	s := &videoSender{call: c, track: tr, src: src, maxBps: bps}
+	s.forceKey.Store(true)
+	s.bitrate.Store(int64(bps))
+	return s
+}
+
+// target is the bitrate to encode at: the configured one, lowered by the
+// relay's hint.
+func (s *videoSender) target() int {
+	bps := s.maxBps
+	if h := int(s.hint.Load()); h > 0 && h < bps {
+		bps = h
+	}
+	return max(bps, 30_000)
+}
+
+func (s *videoSender) run(ctx context.Context) error {
+	enc, err := s.call.cfg.NewVideoEncoder(s.track == protocol.TrackScreen)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	var scaled *image.YCbCr
+	var pace pacer
+	bps := 0
+	frag := s.call.cfg.FragmentData
+	if frag == 0 {
+		frag = protocol.DefaultFragmentData
+	}
+	for seq := uint32(0); ; {
+		img, captured, err := s.src.ReadFrame()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if t := s.target(); t != bps {
+			bps = t
+			enc.SetBitrate(bps)
+			s.bitrate.Store(int64(bps))
+		}
+		w, h := ladder(img.Rect.Dx(), img.Rect.Dy(), bps, s.call.cfg.FrameRate)
+		pic := img
+		if w != img.Rect.Dx() || h != img.Rect.Dy() {
+			if scaled == nil || scaled.Rect.Dx() != w || scaled.Rect.Dy() != h {
+				scaled = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+			}
+			video.Scale(scaled, img)
+			pic = scaled
+		}
+		s.width.Store(int32(w))
+		s.height.Store(int32(h))
+		force := s.forceKey.Swap(false)
+		data, key, err := enc.Encode(pic, captured, force)
+		if err != nil {
+			return err
+		}
+		if force && !key {
+			s.forceKey.Store(true) // try again with the next picture
+		}
+		if len(data) == 0 {
+			continue // the encoder dropped the picture to hold its rate
+		}
+		conn := s.call.connection()
+		if conn == nil {
+			s.forceKey.Store(true)
+			continue
+		}
+		f := protocol.VideoFrame{Track: s.track, FrameSeq: seq, Captured: captured.UnixMicro(), Codec: protocol.CodecVP8,
+			Keyframe: key, Data: data}
+		seq++
+		pace.rate = 2.5 * float64(bps) / 8
+		err = f.Fragment(frag, func(fr *protocol.VideoFragment) error {
+			if err := pace.wait(ctx, len(fr.Data)); err != nil {
+				return err
+			}
+			return conn.SendVideoFragment(fr)
+		})
+		switch {
+		case err == nil:
+			s.sent.Add(1)
+			if key {
+				s.keyframes.Add(1)
+			}
+		case ctx.Err() != nil:
+			return nil
+		default:
+			s.forceKey.Store(true) // the frame did not all go: start again whole
+		}
+	}
+}
+
+// pacer spaces fragments at rate bytes per second, with a burst of 16 KiB:
+// a keyframe goes out over several frame times instead of all at once, so
+// that the voice written meanwhile waits behind less of it on the uplink.
+type pacer struct {
+	rate   float64
+	tokens float64
+	at     time.Time
+}
+
+const paceBurst = 16 << 10
+
+func (p *pacer) wait(ctx context.Context, n int) error {
+	now := time.Now()
+	if !p.at.IsZero() {
+		p.tokens = min(p.tokens+p.rate*now.Sub(p.at).Seconds(), paceBurst)
+	} else {
+		p.tokens = paceBurst
+	}
+	p.at = now
+	p.tokens -= float64(n)
+	if p.tokens >= 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(-p.tokens / p.rate * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// minBitsPerPixel is the least VP8 needs per pixel and frame for a clear
+// picture in a call; below it a smaller picture looks better.
+const minBitsPerPixel = 0.06
+
+// ladder picks the picture size to encode a w×h source at, for bps at fps:
+// the largest of full, three quarters, half, a third or a quarter size that
+// gets at least minBitsPerPixel — never below a quarter.
+func ladder(w, h, bps int, fps float64) (int, int) {
+	budget := float64(bps) / fps / minBitsPerPixel // pixels per frame
+	for _, f := range []float64{1, 0.75, 0.5, 1.0 / 3, 0.25} {
+		sw, sh := even(float64(w)*f), even(float64(h)*f)
+		if float64(sw*sh) <= budget || f == 0.25 {
+			return max(sw, 16), max(sh, 16)
+		}
+	}
+	return w, h
+}
+
+func even(v float64) int { return int(v) &^ 1 }
