@@ -231,28 +231,42 @@ func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
 		factor := min(max(1-(p.queueing-target).Seconds()/0.5, 0.5), 0.9)
 		p.rate = max(min(p.rate, bw*factor), p.cfg.min)
 		p.lastCut = now
+	case p.queueing < target/4 && p.limited && p.lastCut == 0:
+		// Slow start: never cut yet, so the link's rate is not known.
+		p.rate = min(p.rate*1.5, p.probeCap(now))
 	case p.queueing < target/4 && p.limited:
-		p.rate = min(p.rate*1.15, p.probeCap()) // far from a queue: find the link fast
+		p.rate = min(p.rate*1.15, p.probeCap(now)) // far from a queue: find the link fast
 	case p.queueing < target/2 && p.limited:
-		p.rate = min(p.rate*1.05, p.probeCap())
+		p.rate = min(p.rate*1.05, p.probeCap(now))
 	}
 	p.limited = false
 	p.refill(now)
 }
 
 // probeCap bounds how far the rate may grow: a little above the fastest
-// delivery seen, so that probing for more bandwidth overshoots the link by
-// at most that much; when the link has more, deliveries show it and the
-// cap moves up with them.
-func (p *pacer) probeCap() float64 {
-	if m := p.maxRate.value(); m > 0 {
-		return max(min(p.cfg.max, m*probeGain), p.cfg.min)
+// delivery seen (probeGain) while the link has shown a queue lately, so
+// that probing overshoots it by at most that much; twice that when it has
+// not (a fast link whose rate the traffic has not yet needed). When the link
+// has more, deliveries show it and the cap moves up with them.
+func (p *pacer) probeCap(now int64) float64 {
+	m := p.maxRate.value()
+	if m == 0 {
+		return p.cfg.max
 	}
-	return p.cfg.max
+	gain := probeGain
+	if p.lastCut == 0 || now-p.lastCut > int64(calmAfter) {
+		gain = 2
+	}
+	return max(min(p.cfg.max, m*gain), p.cfg.min)
 }
 
-// probeGain is how far above the best delivery rate the pacer may probe.
-const probeGain = 1.1
+// probeGain is how far above the best delivery rate the pacer may probe
+// on a link that queued lately; calmAfter is how long after the last cut
+// it probes harder.
+const (
+	probeGain = 1.1
+	calmAfter = 10 * time.Second
+)
 
 // windowed keeps the minimum (or maximum) of samples over a time span,
 // with two buckets of span/2: cheap, and exact enough for a filter whose

@@ -69,16 +69,17 @@ type session struct {
 	progress atomic.Int64
 
 	// Media to this client (see media.go and session_media.go).
-	voiceQ, videoQ frameQueue          // guarded by mu
-	needKey        map[srcTrack]bool   // guarded by mu: sources whose video waits for a keyframe
-	hints          map[srcTrack]uint32 // guarded by mu: this client's BitrateHints, by source
-	wantsVoice     atomic.Bool         // the client opened a voice stream
-	wantsVideo     atomic.Bool         // the client opened a video stream
-	videoBudget    atomic.Uint64       // bits/s of video this client's link takes (its pacer's view; 0: unknown)
-	pongMu         sync.Mutex          // guards pongNonce, pongAt, pongNew
-	pongNonce      uint64
-	pongAt         int64
-	pongNew        bool
+	voiceQ, videoQ  frameQueue          // guarded by mu
+	needKey         map[srcTrack]bool   // guarded by mu: sources whose video waits for a keyframe
+	congestionKeyAt int64               // guarded by mu: mono() when congestion last asked for keyframes
+	hints           map[srcTrack]uint32 // guarded by mu: this client's BitrateHints, by source
+	wantsVoice      atomic.Bool         // the client opened a voice stream
+	wantsVideo      atomic.Bool         // the client opened a video stream
+	videoBudget     atomic.Uint64       // bits/s of video this client's link takes (its pacer's view; 0: unknown)
+	pongMu          sync.Mutex          // guards pongNonce, pongAt, pongNew
+	pongNonce       uint64
+	pongAt          int64
+	pongNew         bool
 
 	// Media from this client.
 	keyWanted   atomic.Uint32                       // bit per track: a keyframe request to send to it

@@ -184,15 +184,28 @@ func (s *session) dropVideoLocked(hard bool) []*mediaFrame {
 		s.media.videoCongested.Add(1)
 		if !s.needKey[g.key] {
 			s.needKey[g.key] = true
-			g.refs.Add(1) // held until askKeyframes has used it
-			ask = append(ask, g)
+			if now := mono(); now-s.congestionKeyAt >= int64(congestionKeyInterval) || s.congestionKeyAt == 0 {
+				g.refs.Add(1) // held until askKeyframes has used it
+				ask = append(ask, g)
+			}
 		}
 		g.release()
 	}
 	clear(q.frames[len(kept):])
 	q.frames, q.head, q.bytes = kept, 0, bytes
+	if len(ask) > 0 {
+		s.congestionKeyAt = mono()
+	}
 	return ask
 }
+
+// congestionKeyInterval is the least time between two rounds of keyframe
+// requests caused by one receiver's congestion. A receiver whose link
+// cannot carry the video congests again and again; asking for a keyframe
+// every time would make the senders send keyframes — the largest frames —
+// to everyone once a second. In between it gets pictures at the keyframes
+// others cause.
+const congestionKeyInterval = 3 * time.Second
 
 // askKeyframes asks the senders of the given frames for keyframes and
 // releases the frames.

@@ -9,21 +9,35 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/media/pipeline"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/protocol/client"
 )
 
 const usage = `usage: parley-cli join INVITE --name NAME [--json] [--trust-on-first-use] [--password P]
+         [--send-video SOURCE] [--send-audio SOURCE] [--record DIR] [--play] [--duration D]
 
 Each line of standard input is sent to the room. Commands:
   /msg NAME TEXT   send TEXT privately to NAME
   /quit            leave the room (also {quit}); end of input does the same
   //TEXT           send a line that starts with "/"
-The password may also come from the PARLEY_PASSWORD environment variable.`
+The password may also come from the PARLEY_PASSWORD environment variable.
+
+Voice and video:
+  --send-video SOURCE  testpattern, camera, camera:/dev/videoN, screen, or a .y4m file
+  --send-audio SOURCE  tone, tone:HZ (default 440), mic, or a .wav file
+  --record DIR         write what each member sends to DIR/NAME.ivf (VP8) and DIR/NAME.ogg (Opus)
+  --play               play the others' voice on the default speaker
+  --video-bitrate BPS  the most the video uses, in bits per second (default 1000000)
+  --duration D         leave after D (e.g. 30s, 5m) and exit 0
+With any of these, the end of standard input does not end the call: it
+lasts until --duration, /quit, or Ctrl-C.`
 
 // Exit codes.
 const (
@@ -42,6 +56,7 @@ type options struct {
 	password string
 	json     bool
 	tofu     bool
+	media    mediaOptions
 }
 
 // parseArgs parses "join INVITE --flags..."; flags may come before or after
@@ -57,6 +72,12 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.password, "password", os.Getenv("PARLEY_PASSWORD"), "the room's password")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per event")
 	fs.BoolVar(&o.tofu, "trust-on-first-use", false, "accept and remember the key of a server with no pin")
+	fs.StringVar(&o.media.sendVideo, "send-video", "", "video source")
+	fs.StringVar(&o.media.sendAudio, "send-audio", "", "audio source")
+	fs.StringVar(&o.media.record, "record", "", "directory for recordings")
+	fs.BoolVar(&o.media.play, "play", false, "play received voice")
+	fs.IntVar(&o.media.videoBitrate, "video-bitrate", 0, "video bitrate in bits per second")
+	fs.DurationVar(&o.media.duration, "duration", 0, "leave after this long")
 	var positional []string
 	rest := args[1:]
 	for {
@@ -83,6 +104,12 @@ func parseArgs(args []string) (options, error) {
 	if err := protocol.ValidName(o.name); err != nil {
 		return o, err
 	}
+	if o.media.duration < 0 {
+		return o, errors.New("--duration must not be negative")
+	}
+	if o.media.videoBitrate < 0 {
+		return o, errors.New("--video-bitrate must not be negative")
+	}
 	return o, nil
 }
 
@@ -94,7 +121,14 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitFailure, err
 	}
-	c := client.New(client.Config{
+	var call *pipeline.Call
+	var rec *pipeline.Recorder
+	if o.media.active() {
+		if call, rec, err = newCall(o.media, slog.New(slog.DiscardHandler)); err != nil {
+			return exitFailure, err
+		}
+	}
+	cfg := client.Config{
 		Invite:   o.invite,
 		Name:     o.name,
 		Password: o.password,
@@ -104,15 +138,61 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 			Software:        "parley-cli",
 			SessionCache:    tls.NewLRUClientSessionCache(4),
 		},
-	})
+	}
+	if call != nil {
+		cfg.Media = call
+	}
+	c := client.New(cfg)
 	runDone := make(chan error, 1)
 	go func() { runDone <- c.Run(ctx) }()
-
 	p := &printer{out: stdout, status: stderr, json: o.json}
+
+	var callDone chan error
+	stopCall := func() {}
+	if call != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		callDone = make(chan error, 1)
+		go func() { callDone <- call.Run(cctx, c) }()
+		var state uint8
+		if o.media.sendAudio != "" {
+			state |= protocol.StateAudio
+		}
+		if o.media.sendVideo == "screen" {
+			state |= protocol.StateScreen
+		} else if o.media.sendVideo != "" {
+			state |= protocol.StateVideo
+		}
+		c.SetState(state)
+		stopped := false
+		stopCall = func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			cancel()
+			if callDone != nil {
+				if err := <-callDone; err != nil {
+					p.local("media: " + err.Error())
+				}
+			}
+			p.mediaStats(call.Stats(), rec)
+		}
+	}
+	defer stopCall()
+	var timeUp <-chan time.Time
+	if o.media.duration > 0 {
+		t := time.NewTimer(o.media.duration)
+		defer t.Stop()
+		timeUp = t.C
+	}
+
 	lines := readLines(stdin)
 	flushed := make(chan error, 1)
 	leaving := false
 	startLeaving := func() {
+		if leaving {
+			return
+		}
 		leaving = true
 		lines = nil
 		go func() {
@@ -123,17 +203,30 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 		select {
 		case ev, ok := <-c.Events():
 			if !ok {
+				stopCall()
 				return exitFor(<-runDone, ctx)
 			}
 			p.print(ev)
 		case line, ok := <-lines:
 			if !ok {
-				startLeaving()
+				if call == nil {
+					startLeaving() // a media call lasts beyond its input
+				}
+				lines = nil
 				continue
 			}
-			if quit := handleLine(c, p, line); quit && !leaving {
+			if quit := handleLine(c, p, line); quit {
 				startLeaving()
 			}
+		case <-timeUp:
+			startLeaving()
+		case err := <-callDone:
+			// A source failed (a device went away): say so, and leave.
+			callDone = nil
+			if err != nil {
+				p.local("media: " + err.Error())
+			}
+			startLeaving()
 		case err := <-flushed:
 			if err == nil {
 				c.Leave()
@@ -232,12 +325,64 @@ type jsonEvent struct {
 	Mine  bool   `json:"mine,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
+	State string `json:"state,omitempty"` // for "state", "join": media the member sends, e.g. "audio,video"
+}
+
+// stateNames lists the media of a member state, e.g. "audio,video".
+func stateNames(st uint8) string {
+	var names []string
+	for _, b := range []struct {
+		bit  uint8
+		name string
+	}{{protocol.StateAudio, "audio"}, {protocol.StateVideo, "video"}, {protocol.StateScreen, "screen"}} {
+		if st&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// jsonMedia is the --json summary of a media call, printed when it ends.
+type jsonMedia struct {
+	Type           string   `json:"type"` // "media"
+	Time           string   `json:"time"`
+	VoiceSent      uint64   `json:"voice_sent"`
+	VideoSent      uint64   `json:"video_sent"`
+	KeyframesSent  uint64   `json:"keyframes_sent"`
+	ScreenSent     uint64   `json:"screen_sent,omitempty"`
+	VoiceReceived  uint64   `json:"voice_received"`
+	VideoReceived  uint64   `json:"video_received"`
+	VideoBroken    uint64   `json:"video_broken"`
+	KeyframesAsked uint64   `json:"keyframes_asked"`
+	Files          []string `json:"files,omitempty"`
+}
+
+// mediaStats reports what a media call sent and received.
+func (p *printer) mediaStats(st pipeline.Stats, rec *pipeline.Recorder) {
+	m := jsonMedia{Type: "media", Time: time.Now().UTC().Format(jsonTime), VoiceSent: st.VoiceSent,
+		VideoSent: st.VideoSent[protocol.TrackCamera], KeyframesSent: st.KeyframesSent[protocol.TrackCamera] + st.KeyframesSent[protocol.TrackScreen],
+		ScreenSent: st.VideoSent[protocol.TrackScreen], VoiceReceived: st.VoiceReceived, VideoReceived: st.VideoFramesReceived,
+		VideoBroken: st.VideoBroken, KeyframesAsked: st.KeyframesAsked}
+	if rec != nil {
+		m.Files = rec.Files()
+		slices.Sort(m.Files)
+	}
+	if p.json {
+		b, _ := json.Marshal(m)
+		fmt.Fprintf(p.out, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(p.status, "media: sent %d voice frames and %d video frames (%d keyframes); received %d voice frames and %d video frames\n",
+		m.VoiceSent, m.VideoSent+m.ScreenSent, m.KeyframesSent, m.VoiceReceived, m.VideoReceived)
+	for _, f := range m.Files {
+		fmt.Fprintf(p.status, "media: recorded %s\n", f)
+	}
 }
 
 func (p *printer) print(ev client.Event) {
 	if p.json {
 		je := jsonEvent{Type: string(ev.Type), Room: ev.Room, Seq: ev.Seq, GapTo: ev.GapTo, From: ev.From, To: ev.To,
-			Text: ev.Text, Time: ev.Time.UTC().Format(jsonTime), Mine: ev.Mine}
+			Text: ev.Text, Time: ev.Time.UTC().Format(jsonTime), Mine: ev.Mine, State: stateNames(ev.State)}
 		if ev.Err != nil {
 			je.Error = ev.Err.Error()
 			if code := protocol.CodeOf(ev.Err); code != protocol.CodeNone {
@@ -255,7 +400,17 @@ func (p *printer) print(ev client.Event) {
 	case client.EventPrivate:
 		fmt.Fprintf(p.out, "%s <%s → %s> (private) %s\n", ts, ev.From, ev.To, ev.Text)
 	case client.EventJoin:
-		fmt.Fprintf(p.out, "%s * %s joined\n", ts, ev.From)
+		if ev.State != 0 {
+			fmt.Fprintf(p.out, "%s * %s joined (sending %s)\n", ts, ev.From, stateNames(ev.State))
+		} else {
+			fmt.Fprintf(p.out, "%s * %s joined\n", ts, ev.From)
+		}
+	case client.EventState:
+		if ev.State != 0 {
+			fmt.Fprintf(p.out, "%s * %s now sends %s\n", ts, ev.From, stateNames(ev.State))
+		} else {
+			fmt.Fprintf(p.out, "%s * %s sends no media now\n", ts, ev.From)
+		}
 	case client.EventLeave:
 		fmt.Fprintf(p.out, "%s * %s left (%s)\n", ts, ev.From, ev.Text)
 	case client.EventGap:

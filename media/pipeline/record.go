@@ -32,6 +32,7 @@ type Recorder struct {
 	closed   bool
 	unnamed  atomic.Uint64 // frames from members not yet in the roster
 	firstErr error
+	names    []string // files created, in order
 }
 
 // recording is one member's files.
@@ -113,6 +114,7 @@ func (r *Recorder) voice(conn Conn, v *protocol.Voice) {
 			return
 		}
 		rec.ogg, rec.oggF = w, f
+		r.names = append(r.names, f.Name())
 	} else if gap := time.Duration(v.Captured-rec.lastVoice) * time.Microsecond; gap > 30*time.Millisecond {
 		// Frames missing since the last one: keep time with empty frames
 		// (a TOC byte alone, code 0: one frame of no data).
@@ -164,6 +166,7 @@ func (r *Recorder) video(conn Conn, f *protocol.VideoFrame) {
 			return
 		}
 		t = &ivfTrack{f: file, w: iw, start: f.Captured}
+		r.names = append(r.names, file.Name())
 		rec.video[f.Track] = t
 	}
 	pts := t.w.Timestamp(time.Duration(f.Captured-t.start) * time.Microsecond)
@@ -213,20 +216,9 @@ func (r *Recorder) Close() error {
 	return r.firstErr
 }
 
-// Files returns the names of the files written so far, for reports.
+// Files returns the names of the files created so far.
 func (r *Recorder) Files() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []string
-	for _, rec := range r.files {
-		for _, t := range rec.video {
-			if t != nil {
-				out = append(out, t.f.Name())
-			}
-		}
-		if rec.oggF != nil {
-			out = append(out, rec.oggF.Name())
-		}
-	}
-	return out
+	return append([]string(nil), r.names...)
 }
