@@ -439,6 +439,14 @@ type event struct {
 	Mine  bool   `json:"mine"`
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	State string `json:"state"`
+	// The "media" summary at the end of a call.
+	VoiceSent     uint64   `json:"voice_sent"`
+	VideoSent     uint64   `json:"video_sent"`
+	KeyframesSent uint64   `json:"keyframes_sent"`
+	VoiceReceived uint64   `json:"voice_received"`
+	VideoReceived uint64   `json:"video_received"`
+	Files         []string `json:"files"`
 }
 
 func parseEvent(line string) (event, error) {

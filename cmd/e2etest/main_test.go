@@ -1,6 +1,7 @@
 package e2etest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley/media/audiodev/pulsetest"
 )
 
 // Paths of the binaries TestMain builds.
@@ -17,7 +20,18 @@ var (
 	cliBin     string
 )
 
+// pulse is a private PulseAudio daemon with null sinks A and B, whose
+// environment every parley-cli started here inherits; nil when PulseAudio
+// is missing (the tests that need it then fail).
+var pulse *pulsetest.Server
+
 func TestMain(m *testing.M) {
+	var err error
+	pulse, err = pulsetest.Start("A", "B")
+	if err != nil && !errors.Is(err, pulsetest.ErrNotInstalled) {
+		fmt.Fprintln(os.Stderr, "e2etest:", err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "parley-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2etest:", err)
@@ -30,10 +44,18 @@ func TestMain(m *testing.M) {
 	}
 	parleydBin = filepath.Join(dir, "parleyd")
 	cliBin = filepath.Join(dir, "parley-cli")
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}))
+	code := m.Run()
+	os.RemoveAll(dir)
+	if pulse != nil {
+		pulse.Close() // before the leak check: its goroutine waits for the daemon
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // build compiles parleyd and parley-cli into dir, with the race detector

@@ -31,9 +31,10 @@ The password may also come from the PARLEY_PASSWORD environment variable.
 
 Voice and video:
   --send-video SOURCE  testpattern, camera, camera:/dev/videoN, screen, or a .y4m file
-  --send-audio SOURCE  tone, tone:HZ (default 440), mic, or a .wav file
+  --send-audio SOURCE  tone, tone:HZ (default 440), mic, mic:DEVICE, or a .wav file
   --record DIR         write what each member sends to DIR/NAME.ivf (VP8) and DIR/NAME.ogg (Opus)
   --play               play the others' voice on the default speaker
+  --speaker DEVICE     play it on this device instead (a PortAudio name or part of one)
   --video-bitrate BPS  the most the video uses, in bits per second (default 1000000)
   --duration D         leave after D (e.g. 30s, 5m) and exit 0
 With any of these, the end of standard input does not end the call: it
@@ -76,6 +77,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.media.sendAudio, "send-audio", "", "audio source")
 	fs.StringVar(&o.media.record, "record", "", "directory for recordings")
 	fs.BoolVar(&o.media.play, "play", false, "play received voice")
+	fs.StringVar(&o.media.speaker, "speaker", "", "the audio device to play on")
 	fs.IntVar(&o.media.videoBitrate, "video-bitrate", 0, "video bitrate in bits per second")
 	fs.DurationVar(&o.media.duration, "duration", 0, "leave after this long")
 	var positional []string

@@ -22,13 +22,14 @@ type mediaOptions struct {
 	sendAudio    string // tone, tone:HZ, mic, or a .wav file
 	record       string // directory for received streams
 	play         bool   // play received voice
+	speaker      string // the device to play on; "": the default
 	duration     time.Duration
 	videoBitrate int // bits per second; 0: the pipeline's default
 }
 
 // active reports whether any media flag was given.
 func (o *mediaOptions) active() bool {
-	return o.sendVideo != "" || o.sendAudio != "" || o.record != "" || o.play
+	return o.sendVideo != "" || o.sendAudio != "" || o.record != "" || o.play || o.speaker != ""
 }
 
 // openVideo opens a --send-video source.
@@ -57,12 +58,12 @@ func openAudio(spec string) (media.AudioSource, error) {
 			return nil, fmt.Errorf("--send-audio %q: the frequency must be a number of Hz", spec)
 		}
 		return audio.NewTone(audio.ToneConfig{Frequency: hz})
-	case spec == "mic":
-		return audiodev.OpenCapture(audiodev.Config{})
+	case spec == "mic" || strings.HasPrefix(spec, "mic:"):
+		return audiodev.OpenCapture(audiodev.Config{Device: strings.TrimPrefix(strings.TrimPrefix(spec, "mic"), ":")})
 	case strings.HasSuffix(strings.ToLower(spec), ".wav"):
 		return audio.OpenWAV(spec, audio.WAVConfig{})
 	}
-	return nil, fmt.Errorf("--send-audio %q: want tone, tone:HZ, mic or a .wav file", spec)
+	return nil, fmt.Errorf("--send-audio %q: want tone, tone:HZ, mic, mic:DEVICE or a .wav file", spec)
 }
 
 // newCall opens the sources and devices the flags name and returns the
@@ -104,8 +105,8 @@ func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, rec *pipeli
 		}
 		cfg.Audio = src
 	}
-	if o.play {
-		speaker, err := audiodev.OpenPlayback(audiodev.Config{})
+	if o.play || o.speaker != "" {
+		speaker, err := audiodev.OpenPlayback(audiodev.Config{Device: o.speaker})
 		if err != nil {
 			return nil, nil, err
 		}

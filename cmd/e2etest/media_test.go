@@ -1,0 +1,234 @@
+package e2etest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley/media/audio"
+	"github.com/parleychat/parley/media/video"
+)
+
+// ffmpegErrors decodes a file with ffmpeg and returns what it complained
+// about (nothing, for a good file).
+func ffmpegErrors(t testing.TB, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		return strings.TrimSpace(string(out)) + " (" + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// decodeVideo decodes an IVF file with ffmpeg into I420 pictures of w×h.
+func decodeVideo(t testing.TB, path string, w, h int) []*image.YCbCr {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decoding %s: %v", path, err)
+	}
+	size := w*h + 2*((w+1)/2)*((h+1)/2)
+	if len(out)%size != 0 {
+		t.Fatalf("ffmpeg gave %d bytes, not a whole number of %dx%d pictures", len(out), w, h)
+	}
+	var pics []*image.YCbCr
+	for ; len(out) > 0; out = out[size:] {
+		img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+		n := copy(img.Y, out[:w*h])
+		n += copy(img.Cb, out[n:])
+		copy(img.Cr, out[n:size])
+		pics = append(pics, img)
+	}
+	return pics
+}
+
+// decodeAudio decodes a file with ffmpeg into 48 kHz mono samples.
+func decodeAudio(t testing.TB, path string) []int16 {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "48000", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decoding %s: %v", path, err)
+	}
+	pcm := make([]int16, len(out)/2)
+	binary.Read(bytes.NewReader(out), binary.LittleEndian, pcm)
+	return pcm
+}
+
+// mediaSummary returns the "media" event a client printed as it ended.
+func mediaSummary(t testing.TB, c *client) event {
+	t.Helper()
+	evs, _ := c.events.snapshot()
+	for _, ev := range evs {
+		if ev.Type == "media" {
+			return ev
+		}
+	}
+	t.Fatalf("%s printed no media summary", c.name)
+	return event{}
+}
+
+// TestVideoAndVoiceEndToEnd: alice sends the test pattern and a 440 Hz
+// tone through parleyd for 5 s; bob records. ffmpeg decodes bob's files
+// without complaint; bob has at least 90 % of what alice sent; his audio's
+// dominant frequency is 440 Hz; his video matches what alice sent, frame
+// by frame, at 30 dB PSNR or better.
+func TestVideoAndVoiceEndToEnd(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{})
+	dir := t.TempDir()
+	bob := startClient(t, srv.invite, "bob", "", "--record", dir)
+	bob.waitConnected(t)
+	alice := startClient(t, srv.invite, "alice", "", "--send-video", "testpattern", "--send-audio", "tone", "--duration", "5s")
+	alice.exitWith(t, 0)
+	sent := mediaSummary(t, alice)
+	bob.waitEvents(t, "alice leaving", 1, func(ev event) bool { return ev.Type == "leave" && ev.From == "alice" })
+	bob.send(t, "/quit")
+	bob.exitWith(t, 0)
+	got := mediaSummary(t, bob)
+	t.Logf("alice sent %d voice and %d video frames (%d keyframes); bob received %d and %d",
+		sent.VoiceSent, sent.VideoSent, sent.KeyframesSent, got.VoiceReceived, got.VideoReceived)
+	if sent.VideoSent < 100 || sent.VoiceSent < 200 {
+		t.Fatalf("alice sent %d video and %d voice frames in 5 s, want about 150 and 250", sent.VideoSent, sent.VoiceSent)
+	}
+
+	ivf, ogg := filepath.Join(dir, "alice.ivf"), filepath.Join(dir, "alice.ogg")
+	for _, f := range []string{ivf, ogg} {
+		if msg := ffmpegErrors(t, f); msg != "" {
+			t.Errorf("ffmpeg decoding %s: %s", f, msg)
+		}
+	}
+
+	// Video: every picture carries its capture stamp; regenerate what
+	// alice sent from it and compare.
+	pics := decodeVideo(t, ivf, 640, 360)
+	if uint64(len(pics))*10 < sent.VideoSent*9 {
+		t.Errorf("bob's recording has %d of the %d frames alice sent, want 90%%", len(pics), sent.VideoSent)
+	}
+	ref := video.NewI420(640, 360)
+	var sum, worst float64
+	var last uint64
+	worst = 1000
+	for i, p := range pics {
+		captured, frame, ok := video.ReadStamp(p)
+		if !ok {
+			t.Fatalf("picture %d of bob's recording has no readable stamp", i)
+		}
+		if i > 0 && frame <= last {
+			t.Errorf("picture %d is frame %d, after frame %d", i, frame, last)
+		}
+		last = frame
+		video.Render(ref, frame, captured)
+		psnr := video.PSNR(p, ref)
+		sum += psnr
+		worst = min(worst, psnr)
+	}
+	mean := sum / float64(len(pics))
+	t.Logf("bob's video: %d pictures, PSNR mean %.1f dB, worst %.1f dB", len(pics), mean, worst)
+	if mean < 30 {
+		t.Errorf("PSNR of bob's video against what alice sent = %.1f dB, want at least 30", mean)
+	}
+
+	// Voice: the tone, for about as long as alice sent it.
+	pcm := decodeAudio(t, ogg)
+	secs := float64(len(pcm)) / 48000
+	if secs*50 < float64(sent.VoiceSent)*0.9 {
+		t.Errorf("bob's recording is %.2f s of audio; alice sent %d frames (%.2f s)", secs, sent.VoiceSent, float64(sent.VoiceSent)/50)
+	}
+	if f := audio.DominantFrequency(pcm, 48000); f < 435 || f > 445 {
+		t.Errorf("the dominant frequency of bob's audio is %.1f Hz, want 440 ± 5", f)
+	}
+	if got.VoiceReceived*10 < sent.VoiceSent*9 {
+		t.Errorf("bob received %d of %d voice frames", got.VoiceReceived, sent.VoiceSent)
+	}
+}
+
+// TestVoiceThroughDevices is the PortAudio path end to end: a tone played
+// into null sink A; alice's microphone is A's monitor; her voice goes
+// through parleyd to bob, who plays it into sink B; B's monitor is
+// recorded, and the tone must be there.
+func TestVoiceThroughDevices(t *testing.T) {
+	if pulse == nil {
+		t.Fatal("PulseAudio is not installed: run make deps (make test does)")
+	}
+	srv := startServer(t, serverOpts{})
+	recB, err := pulse.Record("B", filepath.Join(t.TempDir(), "b.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := startClient(t, srv.invite, "bob", "", "--speaker", pulse.PlaybackDevice("B"))
+	bob.waitConnected(t)
+	alice := startClient(t, srv.invite, "alice", "", "--send-audio", "mic:"+pulse.MonitorDevice("A"), "--duration", "6s")
+	alice.waitConnected(t)
+
+	// The tone, into A, for 4 s, played by paplay from a WAV file.
+	tone, err := audio.NewTone(audio.ToneConfig{Frequency: 440})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, 4*48000)
+	for i := 0; i < len(pcm); i += 960 {
+		tone.Generate(pcm[i : i+960])
+	}
+	wav := filepath.Join(t.TempDir(), "tone.wav")
+	var b bytes.Buffer
+	if err := audio.WriteWAV(&b, pcm, 48000, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wav, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	play := exec.Command("paplay", "--device=A", wav)
+	play.Env = os.Environ()
+	if out, err := play.CombinedOutput(); err != nil {
+		t.Fatalf("paplay: %v\n%s", err, out)
+	}
+	alice.exitWith(t, 0)
+	bob.send(t, "/quit")
+	bob.exitWith(t, 0)
+	path, err := recB.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := audio.ReadWAVFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep the part where the tone played: the loudest 3 s.
+	loud := loudest(got, 3*48000)
+	level := audio.LevelDBov(loud)
+	f := audio.DominantFrequency(loud, 48000)
+	t.Logf("sink B recorded %.2f s; its loudest 3 s at %.1f dBov, dominant frequency %.2f Hz",
+		float64(len(got))/48000, level, f)
+	if level < -40 {
+		t.Fatalf("sink B's recording is silent (%.1f dBov): the voice did not arrive", level)
+	}
+	if f < 435 || f > 445 {
+		t.Errorf("the dominant frequency played into sink B is %.1f Hz, want 440 ± 5", f)
+	}
+}
+
+// loudest returns the n-sample window of pcm with the most energy (all of
+// pcm when it is shorter).
+func loudest(pcm []int16, n int) []int16 {
+	if len(pcm) <= n {
+		return pcm
+	}
+	var e, best float64
+	at := 0
+	for i, v := range pcm {
+		e += float64(v) * float64(v)
+		if i >= n {
+			e -= float64(pcm[i-n]) * float64(pcm[i-n])
+		}
+		if i >= n-1 && e > best {
+			best, at = e, i-n+1
+		}
+	}
+	return pcm[at : at+n]
+}
+
