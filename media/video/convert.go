@@ -24,7 +24,7 @@ func ToI420(dst *image.YCbCr, src image.Image) *image.YCbCr {
 	case *image.YCbCr:
 		ycbcrToI420(dst, s)
 	case *image.RGBA:
-		rgbaToI420(dst, s.Pix[s.PixOffset(r.Min.X, r.Min.Y):], s.Stride, w, h)
+		RGB32ToI420(dst, s.Pix[s.PixOffset(r.Min.X, r.Min.Y):], s.Stride, w, h, 0, 1, 2)
 	case *image.Gray:
 		for y := range h {
 			copy(yRow(dst, y), s.Pix[s.PixOffset(r.Min.X, r.Min.Y+y):][:w])
@@ -74,13 +74,26 @@ func ycbcrToI420(dst, src *image.YCbCr) {
 	}
 }
 
-// rgbaToI420 converts w×h RGBA pixels (alpha ignored) starting at pix.
-func rgbaToI420(dst *image.YCbCr, pix []byte, stride, w, h int) {
+// RGB32ToI420 converts w×h pixels of 4 bytes each, rows stride bytes apart
+// starting at pix, into dst (a 4:2:0 picture of that size, else a new one)
+// and returns it. r, g and b are the byte offsets of the colours within a
+// pixel (0, 1, 2 for RGBA; 2, 1, 0 for the BGRX of X11 and most frame
+// buffers); the fourth byte is ignored. The conversion is ToI420's.
+func RGB32ToI420(dst *image.YCbCr, pix []byte, stride, w, h, r, g, b int) *image.YCbCr {
+	if dst == nil || !is420(dst) || dst.Rect.Dx() != w || dst.Rect.Dy() != h {
+		dst = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	}
+	if w <= 0 || h <= 0 {
+		return dst
+	}
+	if r|g|b < 0 || r > 3 || g > 3 || b > 3 || stride < 4*w || len(pix) < (h-1)*stride+4*w {
+		panic("video.RGB32ToI420: bad pixel layout")
+	}
 	for y := range h {
 		row, in := yRow(dst, y), pix[y*stride:y*stride+4*w]
 		for x := range row {
-			p := in[4*x : 4*x+3]
-			row[x] = luma(int32(p[0]), int32(p[1]), int32(p[2]))
+			p := in[4*x : 4*x+4]
+			row[x] = luma(int32(p[r]), int32(p[g]), int32(p[b]))
 		}
 	}
 	cw, ch := chromaSize(dst)
@@ -91,15 +104,16 @@ func rgbaToI420(dst *image.YCbCr, pix []byte, stride, w, h int) {
 		for cx := range cw {
 			x0 := 2 * cx
 			x1 := min(x0+1, w-1)
-			var r, g, b int32
+			var sr, sg, sb int32
 			for _, o := range [4]int{y0*stride + 4*x0, y0*stride + 4*x1, y1*stride + 4*x0, y1*stride + 4*x1} {
-				r += int32(pix[o])
-				g += int32(pix[o+1])
-				b += int32(pix[o+2])
+				sr += int32(pix[o+r])
+				sg += int32(pix[o+g])
+				sb += int32(pix[o+b])
 			}
-			cb[cx], cr[cx] = chroma((r+2)/4, (g+2)/4, (b+2)/4)
+			cb[cx], cr[cx] = chroma((sr+2)/4, (sg+2)/4, (sb+2)/4)
 		}
 	}
+	return dst
 }
 
 // genericToI420 converts any image through its colour model.

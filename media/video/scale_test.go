@@ -213,6 +213,13 @@ func TestToI420(t *testing.T) {
 		}
 	}
 	checkFlat("RGBA", ToI420(nil, rgba), wy, wcb, wcr)
+	bgrx := make([]byte, 4*5*3+7*3) // rows of 27 bytes
+	for y := range 3 {
+		for x := range 5 {
+			copy(bgrx[y*27+4*x:], []byte{50, 100, 200, 0})
+		}
+	}
+	checkFlat("BGRX", RGB32ToI420(nil, bgrx, 27, 5, 3, 2, 1, 0), wy, wcb, wcr)
 	nrgba := image.NewNRGBA(rgba.Rect)
 	copy(nrgba.Pix, rgba.Pix)
 	checkFlat("NRGBA", ToI420(nil, nrgba), wy, wcb, wcr)

@@ -136,3 +136,49 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCall is the CPU budget case: per 1/30 s, encode one
+// 640×360 picture of the natural clip at 800 kbit/s and decode four such
+// streams (the same stream into four decoders). %core@30fps is the share
+// of one core it takes at 30 pictures per second (target: at most 60).
+//
+//	go test ./media/vpx -run '^$' -bench Call -count 5
+func BenchmarkCall(b *testing.B) {
+	pics := benchClip(b, "natural", 640, 360)
+	e, err := NewEncoder(Config{Bitrate: 800_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	var ds []*Decoder
+	for range 4 {
+		d, err := NewDecoder()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.Close()
+		ds = append(ds, d)
+	}
+	n := 0
+	step := func() {
+		frame, _, err := e.Encode(pics[n%len(pics)], captureTime(n), false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range ds {
+			if _, err := d.Decode(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n++
+	}
+	for range 30 {
+		step()
+	}
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		step()
+	}
+	reportPerFrame(b, cpuTime()-cpu)
+}

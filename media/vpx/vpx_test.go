@@ -653,3 +653,34 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDropFrames(t *testing.T) {
+	// Noise at the lowest bitrate: the encoder must drop pictures to hold
+	// it, and what it sends still decodes.
+	e := newEncoder(t, Config{Bitrate: MinBitrate, DropFrames: true})
+	d := newDecoder(t)
+	pic := video.NewI420(320, 180)
+	seed := uint32(1)
+	dropped := 0
+	for n := range 60 {
+		for i := range pic.Y {
+			seed = seed*1664525 + 1013904223
+			pic.Y[i] = byte(seed >> 24)
+		}
+		frame, _, err := e.Encode(pic, captureTime(n), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frame) == 0 {
+			dropped++
+			continue
+		}
+		if _, err := d.Decode(frame); err != nil {
+			t.Fatalf("frame %d after %d dropped: %v", n, dropped, err)
+		}
+	}
+	t.Logf("%d of 60 pictures dropped", dropped)
+	if dropped == 0 {
+		t.Error("no picture dropped at 20 kbit/s of noise")
+	}
+}
