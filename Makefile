@@ -12,7 +12,7 @@ BIN := bin
 # (cgo), and the tests play audio through a PulseAudio daemon with null
 # sinks and check what was encoded with ffmpeg.
 DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev \
-	pulseaudio pulseaudio-utils libasound2-plugins ffmpeg
+	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg xvfb imagemagick
 
 .PHONY: all build run test deps vet fmt-check fuzz clean
 

@@ -7,11 +7,11 @@
 // Subpackages:
 //
 //	media/video     pure Go: the test pattern (with a capture-time stamp), Y4M files, I420 scaling, PSNR
-//	media/vpx       cgo: VP8 encoder and decoder (libvpx through pion/mediadevices)
-//	media/device    camera (V4L2) and screen capture (X11) through pion/mediadevices
+//	media/vpx       cgo: VP8 encoder and decoder (libvpx, called directly)
+//	media/device    cameras (V4L2, through pion/mediadevices) and screen capture (X11, through Xlib)
 //	media/audio     pure Go: tone and WAV sources, levels, the adaptive jitter buffer
 //	media/opus      cgo: Opus encoder and decoder (libopus)
-//	media/audiodev  cgo: capture and playback with PortAudio
+//	media/audiodev  cgo: capture and playback with PortAudio; pulsetest runs a PulseAudio for tests
 //	media/record    pure Go: IVF (VP8) and Ogg (Opus) writers
 //	media/pipeline  pure Go: source → encoder → connection and connection → decoder → sink
 //

@@ -10,6 +10,7 @@ import (
 	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/media/audio"
 	"github.com/parleychat/parley/media/audiodev"
+	"github.com/parleychat/parley/media/device"
 	"github.com/parleychat/parley/media/opus"
 	"github.com/parleychat/parley/media/pipeline"
 	"github.com/parleychat/parley/media/video"
@@ -122,8 +123,8 @@ func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, rec *pipeli
 	return pipeline.New(cfg), rec, nil
 }
 
-// Placeholders until media/device lands.
 func openCamera(path string) (media.VideoSource, error) {
-	return nil, fmt.Errorf("camera %q: not available", path)
+	return device.OpenCamera(device.CameraConfig{Device: path, Width: 640, Height: 360, FrameRate: 30})
 }
-func openScreen() (media.VideoSource, error) { return nil, fmt.Errorf("screen capture: not available") }
+
+func openScreen() (media.VideoSource, error) { return device.OpenScreen(device.ScreenConfig{}) }

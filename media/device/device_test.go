@@ -93,7 +93,7 @@ func startXvfb(t *testing.T, w, h int) string {
 	t.Helper()
 	path, err := exec.LookPath("Xvfb")
 	if err != nil {
-		t.Skip("Xvfb not installed")
+		t.Fatal("Xvfb is not installed: run make deps (make test does)")
 	}
 	r, wr, err := os.Pipe()
 	if err != nil {
@@ -127,7 +127,7 @@ func startXvfb(t *testing.T, w, h int) string {
 func paintRoot(t *testing.T, w, h int) {
 	t.Helper()
 	if _, err := exec.LookPath("display"); err != nil {
-		t.Skip("ImageMagick's display not installed")
+		t.Fatal("ImageMagick's display is not installed: run make deps (make test does)")
 	}
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := range h {

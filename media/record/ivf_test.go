@@ -200,7 +200,7 @@ func tool(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not installed", name)
+		t.Fatalf("%s is not installed: run make deps (make test does)", name)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(path, append([]string{"-v", "error"}, args...)...)

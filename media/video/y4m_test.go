@@ -257,7 +257,7 @@ func ffmpeg(t testing.TB, args ...string) []byte {
 	t.Helper()
 	path, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatal("ffmpeg is not installed: run make deps (make test does)")
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(path, append([]string{"-nostdin", "-v", "error"}, args...)...)
