@@ -481,7 +481,7 @@ func TestFrozenClientIsCut(t *testing.T) {
 	}
 	// The close is counted when the session's goroutines have finished,
 	// a moment after the others hear of it.
-	waitUntil(t, "the slow consumer's close is counted", func() bool { return ts.Stats().Closes["slow consumer"] == 1 })
+	waitFor(t, "the slow consumer's close is counted", func() bool { return ts.Stats().Closes["slow consumer"] == 1 })
 	n := sent
 	fc.thaw()
 	// It comes back and resumes: every message exactly once, in order.

@@ -139,7 +139,7 @@ func TestVoiceForwarded(t *testing.T) {
 	if err := dave.conn.Send(voiceFrame(1)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "dave's voice is dropped at ingress", func() bool { return ts.Stats().Media.InNotInRoom == 1 })
+	waitFor(t, "dave's voice is dropped at ingress", func() bool { return ts.Stats().Media.InNotInRoom == 1 })
 }
 
 // TestVideoForwarded: frames cut into fragments come out whole and in
@@ -197,7 +197,7 @@ func TestKeyframeRequests(t *testing.T) {
 	if err := alice.conn.SendVideoFrame(frame); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "alice's video is seen", func() bool { return ts.MemberStats("lobby")["alice"].VideoIn == 1 })
+	waitFor(t, "alice's video is seen", func() bool { return ts.MemberStats("lobby")["alice"].VideoIn == 1 })
 
 	bob.join("lobby", "bob") // a newcomer needs a keyframe
 	kr := expectControl[*protocol.KeyframeRequest](alice.client)
@@ -323,7 +323,7 @@ func TestIngressCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "all 100 frames are judged", func() bool {
+	waitFor(t, "all 100 frames are judged", func() bool {
 		st := ts.MemberStats("lobby")["alice"]
 		return st.VoiceIn+st.InOverCap == 100
 	})
@@ -382,7 +382,7 @@ func TestFrozenMediaReceiver(t *testing.T) {
 	if worst > 500*time.Millisecond {
 		t.Errorf("bob's voice was up to %v late with a frozen member in the room", worst)
 	}
-	waitUntil(t, "the frozen member's drops are counted", func() bool {
+	waitFor(t, "the frozen member's drops are counted", func() bool {
 		st := ts.MemberStats("lobby")["frozen"]
 		return st.VoiceLate > 0 && st.VideoCongested+st.VideoWaitKey > 0
 	})

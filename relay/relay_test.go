@@ -212,17 +212,3 @@ func TestAckAndEcho(t *testing.T) {
 		t.Fatalf("echo = %+v", echo)
 	}
 }
-
-// waitUntil polls cond until it holds, failing the test after 10 s. It is
-// for state the server publishes only as counters; the poll interval does
-// not affect what a test asserts.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
