@@ -231,4 +231,3 @@ func loudest(pcm []int16, n int) []int16 {
 	}
 	return pcm[at : at+n]
 }
-

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleychat/parley/media/audiodev/pulsetest"
 	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/media/audio"
+	"github.com/parleychat/parley/media/audiodev/pulsetest"
 	"github.com/parleychat/parley/media/opus"
 	"go.uber.org/goleak"
 )
