@@ -103,7 +103,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *ServerConfig) (*ServerCo
 	}
 	g := newGuard(tc, cfg.Guard)
 	maxStreams := orDefault(cfg.MaxStreams, 8)
-	sess, err := yamux.Server(g, yamuxConfig(cfg.KeepAliveInterval, cfg.WriteTimeout, maxStreams))
+	sess, err := yamux.Server(&coalescer{Conn: g}, yamuxConfig(cfg.KeepAliveInterval, cfg.WriteTimeout, maxStreams))
 	if err != nil {
 		tc.Close()
 		return nil, err

@@ -165,7 +165,7 @@ func Dial(ctx context.Context, inv Invite, cfg *DialConfig) (*Conn, error) {
 		}
 	}
 
-	sess, err := yamux.Client(tc, yamuxConfig(cfg.KeepAliveInterval, cfg.WriteTimeout, 8))
+	sess, err := yamux.Client(&coalescer{Conn: tc}, yamuxConfig(cfg.KeepAliveInterval, cfg.WriteTimeout, 8))
 	if err != nil {
 		tc.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
@@ -148,4 +149,38 @@ func (g *guard) checkHeader() *Error {
 		return errorf(CodeStreamRate, "pings faster than %g per second", g.limits.Pings)
 	}
 	return nil
+}
+
+// coalescer holds back the 12-byte header of a yamux data frame until its
+// body follows, and writes both at once. yamux's send loop writes a
+// frame's header and body in two calls, which over TLS makes two records
+// and two system calls per frame: a 29-byte record for every header. Only
+// yamux's send loop writes, so the held header is always followed by its
+// body.
+type coalescer struct {
+	net.Conn
+	mu   sync.Mutex
+	held []byte // a data frame's header, waiting for its body
+}
+
+func (c *coalescer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.held) > 0 {
+		c.held = append(c.held, p...)
+		_, err := c.Conn.Write(c.held)
+		c.held = c.held[:0]
+		if cap(c.held) > 64<<10 {
+			c.held = nil // do not keep a window's worth for an idle session
+		}
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if len(p) == yamuxHeaderSize && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:12]) > 0 {
+		c.held = append(c.held[:0], p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }

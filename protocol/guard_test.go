@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"reflect"
 	"testing"
 )
 
@@ -236,5 +237,44 @@ func TestGuardRead(t *testing.T) {
 	}
 	if v := g.violation.Load(); v != nil {
 		t.Errorf("violation = %v, want nil", v)
+	}
+}
+
+// writeLog is a net.Conn that records each Write.
+type writeLog struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func yamuxHeader(typ byte, length uint32) []byte {
+	h := make([]byte, yamuxHeaderSize)
+	h[1] = typ
+	binary.BigEndian.PutUint32(h[4:8], 3) // stream 3
+	binary.BigEndian.PutUint32(h[8:12], length)
+	return h
+}
+
+// TestCoalescer: a data frame's header and body go out in one write;
+// frames without a body go out at once.
+func TestCoalescer(t *testing.T) {
+	w := &writeLog{}
+	c := &coalescer{Conn: w}
+	data := yamuxHeader(yamuxTypeData, 5)
+	window := yamuxHeader(yamuxTypeWindow, 1<<16)
+	ping := yamuxHeader(yamuxTypePing, 7)
+	empty := yamuxHeader(yamuxTypeData, 0) // a FIN or SYN without data
+	for _, p := range [][]byte{data, []byte("hello"), window, ping, empty, data, []byte("world")} {
+		if n, err := c.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write(%x) = %d, %v", p, n, err)
+		}
+	}
+	want := [][]byte{append(bytes.Clone(data), "hello"...), window, ping, empty, append(bytes.Clone(data), "world"...)}
+	if !reflect.DeepEqual(w.writes, want) {
+		t.Errorf("writes = %x, want %x", w.writes, want)
 	}
 }

@@ -67,7 +67,7 @@ func defaultPacerConfig() pacerConfig {
 		initial:     800e3 / 8,
 		min:         64e3 / 8,
 		max:         100e6 / 8,
-		target:      10 * time.Millisecond,
+		target:      5 * time.Millisecond,
 		pingEvery:   100 * time.Millisecond,
 		pingTimeout: 3 * time.Second,
 	}
@@ -90,12 +90,9 @@ func (p *pacer) active() bool { return !p.deaf }
 // before the pacer decides the client does not answer them.
 const unansweredLimit = 3 * time.Second
 
-// fragmentBytes is the size of the video fragments senders use by default.
-const fragmentBytes = 4 << 10
-
 // burst is how many bytes may go at once: 5 ms at the current rate, but at
-// least one default fragment.
-func (p *pacer) burst() float64 { return max(p.rate*0.005, fragmentBytes) }
+// least one chunk of video.
+func (p *pacer) burst() float64 { return max(p.rate*0.005, 2*videoChunk) }
 
 func (p *pacer) refill(now int64) {
 	if d := now - p.tokensAt; d > 0 {
@@ -217,10 +214,10 @@ func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
 	if bw == 0 {
 		bw = p.rate
 	}
-	// A Ping that arrives while a fragment is on the wire waits for the
-	// rest of it, half a fragment on average: that is not a queue
-	// building up, so it raises the target.
-	target := p.cfg.target + time.Duration(fragmentBytes/bw*1e9/2)
+	// A Ping that arrives while a burst is on the wire waits for the rest
+	// of it, half a burst on average: that is not a queue building up, so
+	// it raises the target.
+	target := p.cfg.target + time.Duration(p.burst()/bw*1e9/2)
 	switch {
 	case p.queueing > target:
 		if now-p.lastCut < int64(max(rtt, p.cfg.pingEvery)) {

@@ -39,6 +39,8 @@ type writer struct {
 	pingNonce  uint64
 	mediaOutAt int64 // mono() of the last media written to the client
 	media      senderState
+	cur        *mediaFrame // the video fragment being written, in chunks
+	curOff     int         // how much of cur is written
 }
 
 // writeLoop is the session's only writer. Each round it writes, in
@@ -159,7 +161,7 @@ func (w *writer) round() (bool, error) {
 			wrote = wrote || wroteLog
 		}
 	}
-	if videoQueued && videoSt != nil {
+	if (videoQueued || w.cur != nil) && videoSt != nil {
 		wroteVideo, err := w.writeVideo(videoSt)
 		if err != nil {
 			return false, err
