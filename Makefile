@@ -14,7 +14,7 @@ BIN := bin
 DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev \
 	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg xvfb imagemagick
 
-.PHONY: all build run test deps vet fmt-check fuzz clean
+.PHONY: all build run test deps vet fmt-check fuzz bench clean
 
 all: build
 
@@ -67,6 +67,15 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
+
+# bench runs the Go benchmarks (benchstat reads bench/go.txt) and the
+# measurements docs/performance.md reports, into bench/.
+BENCH_COUNT ?= 5
+bench: deps
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./protocol/... ./relay/... ./media/... | tee bench/go.txt
+	$(GO) test ./relay -run '^TestVoiceUnderVideo$$' -voicebench -voicebench-out bench/voice-under-video.md -v | tee bench/voice-under-video.log
+	$(GO) test ./media/vpx -run '^TestVP8VersusJPEG$$' -vpxjpeg -v | tee bench/vp8-vs-jpeg.log
 
 clean:
 	rm -rf $(BIN)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"image"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/media/audio"
 	"github.com/parleychat/parley/media/video"
@@ -230,4 +232,78 @@ func loudest(pcm []int16, n int) []int16 {
 		}
 	}
 	return pcm[at : at+n]
+}
+
+// TestFileSources: alice sends a Y4M file and a WAV file (a 660 Hz tone at
+// 44.1 kHz stereo, converted on the way); bob records both, and the
+// recording holds the file's pictures and its tone.
+func TestFileSources(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// 2 s of the test pattern at 320x180, 30 fps, as Y4M.
+	y4m := filepath.Join(dir, "clip.y4m")
+	f, err := os.Create(y4m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := video.NewY4MWriter(f, video.Y4MHeader{Width: 320, Height: 180, RateNum: 30, RateDen: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic := video.NewI420(320, 180)
+	start := time.Unix(1700000000, 0)
+	for i := range 60 {
+		video.Render(pic, uint64(i), start.Add(time.Duration(i)*time.Second/30))
+		if err := w.WriteFrame(pic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	// 2.5 s of 660 Hz at 44.1 kHz, stereo.
+	wav := filepath.Join(dir, "tone.wav")
+	pcm := make([]int16, 2*44100*5/2)
+	for i := 0; i < len(pcm); i += 2 {
+		v := int16(12000 * math.Sin(2*math.Pi*660*float64(i/2)/44100))
+		pcm[i], pcm[i+1] = v, v
+	}
+	var b bytes.Buffer
+	if err := audio.WriteWAV(&b, pcm, 44100, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wav, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := startServer(t, serverOpts{})
+	rec := filepath.Join(dir, "rec")
+	bob := startClient(t, srv.invite, "bob", "", "--record", rec)
+	bob.waitConnected(t)
+	alice := startClient(t, srv.invite, "alice", "", "--send-video", y4m, "--send-audio", wav, "--duration", "3500ms")
+	alice.exitWith(t, 0)
+	sent := mediaSummary(t, alice)
+	bob.waitEvents(t, "alice leaving", 1, func(ev event) bool { return ev.Type == "leave" && ev.From == "alice" })
+	bob.send(t, "/quit")
+	bob.exitWith(t, 0)
+	// A file plays in real time, like a camera: a frame the sender was
+	// too busy to take when it was due (the encoder's start) is skipped.
+	if sent.VideoSent < 57 {
+		t.Errorf("alice sent %d frames of a 60-frame file", sent.VideoSent)
+	}
+	pics := decodeVideo(t, filepath.Join(rec, "alice.ivf"), 320, 180)
+	var frames []uint64
+	for _, p := range pics {
+		if _, n, ok := video.ReadStamp(p); ok {
+			frames = append(frames, n)
+		}
+	}
+	if len(frames) < 54 || frames[len(frames)-1] != 59 {
+		t.Errorf("bob's recording has stamped frames %v, want (nearly) 0 to 59", frames)
+	}
+	got := decodeAudio(t, filepath.Join(rec, "alice.ogg"))
+	if f := audio.DominantFrequency(got, 48000); f < 655 || f > 665 {
+		t.Errorf("the dominant frequency of bob's recording is %.1f Hz, want 660 ± 5", f)
+	}
+	if secs := float64(len(got)) / 48000; secs < 2.3 || secs > 2.8 {
+		t.Errorf("bob's recording of a 2.5 s file is %.2f s long", secs)
+	}
 }
