@@ -1,4 +1,6 @@
-// Package ui will hold Parley's Gio desktop client: a state struct fed by
-// events from the media and protocol side, and its Layout. It is the subject
-// of the desktop-client milestone; nothing in it is implemented yet.
+// Package ui is Parley's desktop client in Gio: a start screen (join with an
+// invite link, or host a room) and a call window (a video grid, the chat,
+// the roster, media controls, a status line). The window is a state struct
+// fed by Events from a Backend — which owns the network, the devices and
+// the media pipeline, off the frame loop — and its Layout.
 package ui
