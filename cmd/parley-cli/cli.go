@@ -155,16 +155,6 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 		cctx, cancel := context.WithCancel(ctx)
 		callDone = make(chan error, 1)
 		go func() { callDone <- call.Run(cctx, c) }()
-		var state uint8
-		if o.media.sendAudio != "" {
-			state |= protocol.StateAudio
-		}
-		if o.media.sendVideo == "screen" {
-			state |= protocol.StateScreen
-		} else if o.media.sendVideo != "" {
-			state |= protocol.StateVideo
-		}
-		c.SetState(state)
 		stopped := false
 		stopCall = func() {
 			if stopped {

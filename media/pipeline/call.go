@@ -43,21 +43,33 @@ type Conn interface {
 	SendVideoFragment(f *protocol.VideoFragment) error
 	Signal(m protocol.Message) error
 	Member(id uint32) (protocol.Member, bool)
+	// SetState announces this member's media state (protocol.State*
+	// bits), which the Call keeps in step with its sources.
+	SetState(state uint8)
 }
 
 // Config configures a Call. Every part is optional: a Call with no source
 // only receives, one with no decoders only records.
 type Config struct {
 	// Audio is the microphone (or a tone, or a file); NewAudioEncoder
-	// makes its encoder.
+	// makes its encoder. Without NewAudioEncoder the call sends no voice;
+	// with it, SetAudio can switch the source while the call runs.
 	Audio           media.AudioSource
 	NewAudioEncoder func() (media.AudioEncoder, error)
 
-	// Camera and Screen are the video sources of the two tracks;
-	// NewVideoEncoder makes an encoder for one (screen: content of a
-	// screen rather than a camera).
+	// Camera and Screen are the video sources of the two tracks at the
+	// start (nil: none); NewVideoEncoder makes an encoder for one (screen:
+	// content of a screen rather than a camera). Without NewVideoEncoder
+	// the call sends no video; with it, SetVideo can switch the sources.
 	Camera, Screen  media.VideoSource
 	NewVideoEncoder func(screen bool) (media.VideoEncoder, error)
+	// OnPreview receives each picture a video source gives, before it is
+	// scaled and encoded, on that track's sender goroutine; img is valid
+	// only during the call. It is the local preview.
+	OnPreview func(track protocol.Track, img *image.YCbCr)
+	// OnSourceEnded is told when a source stops by itself: a file ends,
+	// a device fails or goes away. err is nil at the end of a file.
+	OnSourceEnded func(what string, err error)
 	// VideoBitrate is the most a video track uses, in bits per second
 	// (default 1 Mbit/s for the camera, 1.5 Mbit/s for the screen); the
 	// relay's bitrate hints lower it.
@@ -72,7 +84,8 @@ type Config struct {
 	// NewAudioDecoder makes a decoder per speaker; nil: voice is not
 	// decoded (and not played).
 	NewAudioDecoder func() (media.AudioDecoder, error)
-	// Speaker plays the mixed voice of everyone else; nil: not played.
+	// Speaker plays the mixed voice of everyone else; nil: not played
+	// (SetSpeaker can add one later).
 	Speaker media.AudioSink
 	// NewVideoDecoder makes a decoder per sender and track; nil: video
 	// is not decoded.
@@ -98,9 +111,11 @@ type Call struct {
 	conn atomic.Pointer[connBox]
 	self atomic.Uint32 // this member's ID in the current session
 
-	audio *audioSender
-	video [protocol.MaxTrack + 1]*videoSender
-	recv  *receiver
+	audio   *audioSender
+	video   [protocol.MaxTrack + 1]*videoSender
+	recv    *receiver
+	speaker *slot[media.AudioSink]
+	state   atomic.Int32 // the state last announced; -1: none yet
 }
 
 type connBox struct{ Conn }
@@ -113,12 +128,18 @@ func New(cfg Config) *Call {
 	if cfg.FrameRate == 0 {
 		cfg.FrameRate = 30
 	}
-	c := &Call{cfg: cfg, log: cfg.Logger}
-	if cfg.Audio != nil && cfg.NewAudioEncoder != nil {
-		c.audio = &audioSender{call: c, src: cfg.Audio}
+	c := &Call{cfg: cfg, log: cfg.Logger, speaker: newSlot(cfg.Speaker, cfg.Speaker != nil)}
+	c.state.Store(-1)
+	if cfg.NewAudioEncoder != nil {
+		c.audio = &audioSender{call: c, src: newSlot(cfg.Audio, cfg.Audio != nil)}
+	} else if cfg.Audio != nil {
+		cfg.Audio.Close() // nothing would read it
 	}
 	for tr, src := range []media.VideoSource{protocol.TrackCamera: cfg.Camera, protocol.TrackScreen: cfg.Screen} {
-		if src == nil || cfg.NewVideoEncoder == nil {
+		if cfg.NewVideoEncoder == nil {
+			if src != nil {
+				src.Close()
+			}
 			continue
 		}
 		bps := cfg.VideoBitrate
@@ -139,6 +160,7 @@ func New(cfg Config) *Call {
 // ends (a file) stops its sender; the call goes on.
 func (c *Call) Run(ctx context.Context, conn Conn) error {
 	c.conn.Store(&connBox{conn})
+	c.announceState()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -163,16 +185,17 @@ func (c *Call) Run(ctx context.Context, conn Conn) error {
 	}
 	start(c.recv.run)
 	<-ctx.Done()
-	// Sources block in ReadFrame: closing them unblocks their senders.
-	if c.cfg.Audio != nil {
-		c.cfg.Audio.Close()
+	// Sources block in ReadFrame and the speaker in WriteFrame: closing
+	// them unblocks their goroutines.
+	if c.audio != nil {
+		c.audio.src.close()
 	}
-	if c.cfg.Camera != nil {
-		c.cfg.Camera.Close()
+	for _, v := range c.video {
+		if v != nil {
+			v.src.close()
+		}
 	}
-	if c.cfg.Screen != nil {
-		c.cfg.Screen.Close()
-	}
+	c.speaker.close()
 	wg.Wait()
 	c.recv.close()
 	var err error
@@ -193,6 +216,83 @@ func (c *Call) connection() Conn {
 		return b.Conn
 	}
 	return nil
+}
+
+// ----- switching sources while the call runs -----
+
+// SetAudio switches the voice source (nil: none), closing the one before.
+func (c *Call) SetAudio(src media.AudioSource) {
+	if c.audio == nil {
+		if src != nil {
+			src.Close()
+		}
+		return
+	}
+	c.audio.src.set(src, src != nil)
+	c.announceState()
+}
+
+// SetMuted stops (or resumes) sending voice without closing the source, so
+// that unmuting is instant.
+func (c *Call) SetMuted(muted bool) {
+	if c.audio != nil {
+		c.audio.muted.Store(muted)
+		c.announceState()
+	}
+}
+
+// SetVideo switches a track's source (nil: none, the camera off or the
+// screen no longer shared), closing the one before. A new source starts
+// with a keyframe.
+func (c *Call) SetVideo(tr protocol.Track, src media.VideoSource) {
+	if tr > protocol.MaxTrack || c.video[tr] == nil {
+		if src != nil {
+			src.Close()
+		}
+		return
+	}
+	v := c.video[tr]
+	v.forceKey.Store(true)
+	v.src.set(src, src != nil)
+	c.announceState()
+}
+
+// SetSpeaker switches the device voice is played on (nil: none).
+func (c *Call) SetSpeaker(sink media.AudioSink) { c.speaker.set(sink, sink != nil) }
+
+// State returns this member's media state as the sources make it.
+func (c *Call) State() uint8 {
+	var st uint8
+	if c.audio != nil && c.audio.src.has() && !c.audio.muted.Load() {
+		st |= protocol.StateAudio
+	}
+	if v := c.video[protocol.TrackCamera]; v != nil && v.src.has() {
+		st |= protocol.StateVideo
+	}
+	if v := c.video[protocol.TrackScreen]; v != nil && v.src.has() {
+		st |= protocol.StateScreen
+	}
+	return st
+}
+
+// announceState tells the others when the state changed.
+func (c *Call) announceState() {
+	conn := c.connection()
+	if conn == nil {
+		return
+	}
+	st := c.State()
+	if c.state.Swap(int32(st)) != int32(st) {
+		conn.SetState(st)
+	}
+}
+
+// sourceEnded reports a source that stopped by itself.
+func (c *Call) sourceEnded(what string, err error) {
+	c.announceState()
+	if f := c.cfg.OnSourceEnded; f != nil {
+		f(what, err)
+	}
 }
 
 // ----- client.MediaHandler -----
@@ -243,6 +343,8 @@ type Stats struct {
 	Width, Height       [protocol.MaxTrack + 1]int // current encoded size
 	VoiceReceived       uint64
 	VideoFramesReceived uint64 // whole frames
+	BytesSent           uint64 // media payload bytes sent (voice and video data)
+	BytesReceived       uint64 // media payload bytes received
 	VideoBroken         uint64 // frames lost in reassembly
 	Decoded, DecodeErrs uint64 // video pictures
 	KeyframesAsked      uint64
@@ -253,10 +355,12 @@ func (c *Call) Stats() Stats {
 	var st Stats
 	if c.audio != nil {
 		st.VoiceSent = c.audio.sent.Load()
+		st.BytesSent += c.audio.bytes.Load()
 	}
 	for tr, v := range c.video {
 		if v != nil {
 			st.VideoSent[tr] = v.sent.Load()
+			st.BytesSent += v.bytes.Load()
 			st.KeyframesSent[tr] = v.keyframes.Load()
 			st.VideoBitrate[tr] = int(v.bitrate.Load())
 			st.Width[tr], st.Height[tr] = int(v.width.Load()), int(v.height.Load())

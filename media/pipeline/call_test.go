@@ -290,3 +290,66 @@ func TestFECFollowsLossReports(t *testing.T) {
 		t.Errorf("fecPercent after the worst report aged out = %d, want 6", p)
 	}
 }
+
+// eventually polls cond (state another goroutine publishes) for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSwitchSources: muting, turning the camera off and on again with a
+// new source, as a user does in a call. The others see the state change,
+// and the video comes back, starting with a keyframe.
+func TestSwitchSources(t *testing.T) {
+	_, invite := startRelay(t)
+	got := newPictures()
+	bob := join(t, invite, "bob", Config{
+		NewVideoDecoder: func() (media.VideoDecoder, error) { return vpx.NewDecoder() },
+		OnPicture:       got.onPicture,
+	})
+	alice := join(t, invite, "alice", sender(t))
+	got.waitFor(t, "pictures", func(s []uint64, _ []image.Point) bool { return len(s) > 5 })
+	aliceState := func() uint8 {
+		for _, m := range bob.c.Roster() {
+			if m.Name == "alice" {
+				return m.State
+			}
+		}
+		return 0
+	}
+	eventually(t, "alice's state audio+video", func() bool { return aliceState() == protocol.StateAudio|protocol.StateVideo })
+
+	alice.call.SetMuted(true)
+	alice.call.SetVideo(protocol.TrackCamera, nil)
+	eventually(t, "alice's state without audio and video", func() bool { return aliceState() == 0 })
+	voice := alice.call.Stats().VoiceSent
+	keys := alice.call.Stats().KeyframesSent[0]
+
+	pattern, err := video.NewTestPattern(video.PatternConfig{Width: 320, Height: 180})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.mu.Lock()
+	before := len(got.sizes)
+	got.mu.Unlock()
+	alice.call.SetVideo(protocol.TrackCamera, pattern)
+	got.waitFor(t, "320x180 pictures", func(_ []uint64, sizes []image.Point) bool {
+		return len(sizes) > before && sizes[len(sizes)-1] == image.Pt(320, 180)
+	})
+	eventually(t, "alice's state video", func() bool { return aliceState() == protocol.StateVideo })
+	st := alice.call.Stats()
+	if st.KeyframesSent[0] <= keys {
+		t.Errorf("the new camera did not start with a keyframe (%d keyframes before, %d after)", keys, st.KeyframesSent[0])
+	}
+	if st.VoiceSent != voice {
+		t.Errorf("alice sent %d voice frames while muted", st.VoiceSent-voice)
+	}
+	alice.call.SetMuted(false)
+	eventually(t, "voice again", func() bool { return alice.call.Stats().VoiceSent > voice })
+}

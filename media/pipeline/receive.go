@@ -25,6 +25,7 @@ type receiver struct {
 	wg       sync.WaitGroup // decoder goroutines
 
 	voiceIn, framesIn       atomic.Uint64
+	bytesIn                 atomic.Uint64
 	decoded, decodeErrs     atomic.Uint64
 	keyframesAsked, dropped atomic.Uint64
 }
@@ -54,6 +55,7 @@ func newReceiver(c *Call) *receiver {
 func (r *receiver) voice(v *protocol.Voice) {
 	now := time.Now()
 	r.voiceIn.Add(1)
+	r.bytesIn.Add(uint64(len(v.Data)))
 	if rec := r.call.cfg.Recorder; rec != nil {
 		rec.voice(r.call.connection(), v)
 	}
@@ -81,6 +83,7 @@ func (r *receiver) voice(v *protocol.Voice) {
 
 // video takes a video fragment from the reader goroutine.
 func (r *receiver) video(f *protocol.VideoFragment) {
+	r.bytesIn.Add(uint64(len(f.Data)))
 	r.mu.Lock()
 	broken := r.asm.Stats().Broken
 	frame, ok := r.asm.Add(f)
@@ -146,7 +149,8 @@ func (r *receiver) run(ctx context.Context) error {
 	mixed := make([]int16, media.FrameSamples)
 	lastReport := time.Now()
 	for {
-		if cfg.Speaker == nil {
+		speaker, haveSpeaker, gen, _ := r.call.speaker.get()
+		if !haveSpeaker {
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
@@ -209,12 +213,17 @@ func (r *receiver) run(ctx context.Context) error {
 			}
 		}
 		mix.Frame(mixed)
-		if cfg.Speaker != nil {
-			if err := cfg.Speaker.WriteFrame(mixed); err != nil {
-				if ctx.Err() != nil {
+		if haveSpeaker {
+			if err := speaker.WriteFrame(mixed); err != nil {
+				switch {
+				case ctx.Err() != nil:
 					return nil
+				case !r.call.speaker.current(gen):
+					continue // switched
 				}
-				return err
+				if r.call.speaker.clearIf(gen) {
+					r.call.sourceEnded("speaker", err)
+				}
 			}
 		}
 	}
@@ -236,13 +245,11 @@ func (r *receiver) close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
-	if s := r.call.cfg.Speaker; s != nil {
-		s.Close()
-	}
 }
 
 func (r *receiver) addStats(st *Stats) {
 	st.VoiceReceived = r.voiceIn.Load()
+	st.BytesReceived = r.bytesIn.Load()
 	st.VideoFramesReceived = r.framesIn.Load()
 	r.mu.Lock()
 	st.VideoBroken = r.asm.Stats().Broken

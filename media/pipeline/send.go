@@ -20,9 +20,11 @@ import (
 
 // audioSender reads the audio source, encodes and sends 20 ms frames.
 type audioSender struct {
-	call *Call
-	src  media.AudioSource
-	sent atomic.Uint64
+	call  *Call
+	src   *slot[media.AudioSource]
+	muted atomic.Bool
+	sent  atomic.Uint64
+	bytes atomic.Uint64
 
 	mu     sync.Mutex // guards losses
 	losses map[uint32]lossReport
@@ -37,22 +39,49 @@ type lossReport struct {
 const lossMemory = 5 * time.Second
 
 func (s *audioSender) run(ctx context.Context) error {
-	enc, err := s.call.cfg.NewAudioEncoder()
-	if err != nil {
-		return err
-	}
-	defer enc.Close()
+	var enc media.AudioEncoder // made at the first frame: a call may never send voice
+	defer func() {
+		if enc != nil {
+			enc.Close()
+		}
+	}()
 	pcm := make([]int16, media.FrameSamples)
 	out := make([]byte, protocol.MaxVoiceData)
 	v := protocol.Voice{Codec: protocol.CodecOpus}
 	fec := 0
-	for seq := uint32(0); ; seq++ {
-		captured, err := s.src.ReadFrame(pcm)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
-				return nil // stopped, or the file ended
+	for seq := uint32(0); ; {
+		src, ok, gen, changed := s.src.get()
+		if !ok {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil
 			}
-			return err
+		}
+		captured, err := src.ReadFrame(pcm)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case !s.src.current(gen):
+				continue // switched: the old source was closed under us
+			}
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			if s.src.clearIf(gen) {
+				s.call.sourceEnded("audio", err)
+			}
+			continue
+		}
+		if s.muted.Load() {
+			continue
+		}
+		if enc == nil {
+			if enc, err = s.call.cfg.NewAudioEncoder(); err != nil {
+				return err
+			}
 		}
 		if p := s.fecPercent(); p != fec {
 			fec = p
@@ -63,8 +92,10 @@ func (s *audioSender) run(ctx context.Context) error {
 			return err
 		}
 		v.Seq, v.Captured, v.Level, v.Data = seq, captured.UnixMicro(), audio.Level(pcm), out[:n]
+		seq++
 		if conn := s.call.connection(); conn != nil && conn.SendVoice(&v) == nil {
 			s.sent.Add(1)
+			s.bytes.Add(uint64(n))
 		}
 	}
 }
@@ -101,18 +132,18 @@ func (s *audioSender) fecPercent() int {
 type videoSender struct {
 	call     *Call
 	track    protocol.Track
-	src      media.VideoSource
+	src      *slot[media.VideoSource]
 	maxBps   int
 	forceKey atomic.Bool
 	hint     atomic.Uint32 // the relay's last bitrate hint (0: none)
 
-	sent, keyframes atomic.Uint64
-	bitrate         atomic.Int64 // current target
-	width, height   atomic.Int32
+	sent, keyframes, bytes atomic.Uint64
+	bitrate                atomic.Int64 // current target
+	width, height          atomic.Int32
 }
 
 func newVideoSender(c *Call, tr protocol.Track, src media.VideoSource, bps int) *videoSender {
-	s := &videoSender{call: c, track: tr, src: src, maxBps: bps}
+	s := &videoSender{call: c, track: tr, src: newSlot(src, src != nil), maxBps: bps}
 	s.forceKey.Store(true)
 	s.bitrate.Store(int64(bps))
 	return s
@@ -129,11 +160,12 @@ func (s *videoSender) target() int {
 }
 
 func (s *videoSender) run(ctx context.Context) error {
-	enc, err := s.call.cfg.NewVideoEncoder(s.track == protocol.TrackScreen)
-	if err != nil {
-		return err
-	}
-	defer enc.Close()
+	var enc media.VideoEncoder // made at the first picture: a track may never be used
+	defer func() {
+		if enc != nil {
+			enc.Close()
+		}
+	}()
 	var scaled *image.YCbCr
 	var pace pacer
 	bps := 0
@@ -142,12 +174,39 @@ func (s *videoSender) run(ctx context.Context) error {
 		frag = protocol.DefaultFragmentData
 	}
 	for seq := uint32(0); ; {
-		img, captured, err := s.src.ReadFrame()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+		src, ok, gen, changed := s.src.get()
+		if !ok {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
 				return nil
 			}
-			return err
+		}
+		img, captured, err := src.ReadFrame()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case !s.src.current(gen):
+				continue // switched: the old source was closed under us
+			}
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			if s.src.clearIf(gen) {
+				s.call.sourceEnded(s.track.String(), err)
+			}
+			continue
+		}
+		if f := s.call.cfg.OnPreview; f != nil {
+			f(s.track, img)
+		}
+		if enc == nil {
+			if enc, err = s.call.cfg.NewVideoEncoder(s.track == protocol.TrackScreen); err != nil {
+				return err
+			}
+			bps = 0
 		}
 		if t := s.target(); t != bps {
 			bps = t
@@ -194,6 +253,7 @@ func (s *videoSender) run(ctx context.Context) error {
 		switch {
 		case err == nil:
 			s.sent.Add(1)
+			s.bytes.Add(uint64(len(data)))
 			if key {
 				s.keyframes.Add(1)
 			}
