@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/parleychat/parley/relay"
@@ -27,7 +26,7 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", ":7700", "TCP address to listen on")
-	fs.StringVar(&o.dataDir, "data", defaultDataDir(), "directory for the server key and the chat history")
+	fs.StringVar(&o.dataDir, "data", relay.DefaultDataDir(), "directory for the server key and the chat history")
 	fs.StringVar(&o.configFile, "config", "", "JSON configuration file (room passwords, limits, retention)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.publicAddr, "public-addr", "", "HOST:PORT to put in invite links (default: guessed from --listen)")
@@ -41,27 +40,6 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("--log-format must be text or json, not %q", o.logFormat)
 	}
 	return o, nil
-}
-
-// defaultDataDir is the user's data directory + /parley: $XDG_DATA_HOME,
-// else ~/.local/share on Unix.
-func defaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "parley")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "parley-data"
-	}
-	switch runtime.GOOS {
-	case "darwin":
-		return filepath.Join(home, "Library", "Application Support", "parley")
-	case "windows":
-		if d, err := os.UserConfigDir(); err == nil {
-			return filepath.Join(d, "parley")
-		}
-	}
-	return filepath.Join(home, ".local", "share", "parley")
 }
 
 func (o options) config() (relay.Config, error) {
@@ -83,31 +61,13 @@ func (o options) config() (relay.Config, error) {
 func announce(w io.Writer, srv *relay.Server, addr net.Addr, o options) {
 	public := o.publicAddr
 	if public == "" {
-		public = guessPublicAddr(addr)
+		public = relay.PublicAddr(addr)
 	}
 	invite := srv.Invite(public, "lobby")
 	fmt.Fprintf(w, "parleyd listening on %s\n", addr)
 	fmt.Fprintf(w, "fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintf(w, "invite: %s\n", invite)
 	os.WriteFile(filepath.Join(o.dataDir, "invite.txt"), []byte(invite+"\n"), 0o644)
-}
-
-// guessPublicAddr turns a wildcard listen address into one that others can
-// dial: the first non-loopback address of this machine, else loopback.
-func guessPublicAddr(addr net.Addr) string {
-	host, port, _ := net.SplitHostPort(addr.String())
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsUnspecified() {
-		return addr.String()
-	}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-				return net.JoinHostPort(n.IP.String(), port)
-			}
-		}
-	}
-	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // hashPassword reads a password from the first line of r and prints its

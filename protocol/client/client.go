@@ -677,3 +677,13 @@ func (c *Client) SetState(state uint8) {
 		conn.Send(&protocol.StateUpdate{State: state})
 	}
 }
+
+// Ping measures the round trip to the server through its scheduler on the
+// current connection.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	conn := c.current()
+	if conn == nil {
+		return 0, ErrNotConnected
+	}
+	return conn.Ping(ctx)
+}
