@@ -11,7 +11,7 @@ BIN := bin
 # protocol and relay are pure Go; media needs libvpx, libopus and PortAudio
 # (cgo), and the tests play audio through a PulseAudio daemon with null
 # sinks and check what was encoded with ffmpeg.
-DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev \
+DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev libasound2-dev \
 	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg xvfb imagemagick
 
 .PHONY: all build run test deps vet fmt-check fuzz bench clean

@@ -169,8 +169,14 @@ func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQu
 		case in > 0:
 			w.wakeAfter(in)
 		}
-		if w.pacer.active() {
-			s.videoBudget.Store(uint64(max(0, w.pacer.rate*8*0.9-w.media.voiceBps)))
+		// A budget only where the link has shown its limit (the pacer cut
+		// its rate lately): a pacer that merely has not needed more does
+		// not know the link, and a low budget from it would hold every
+		// sender down at its starting rate.
+		if p := w.pacer; p.active() && p.lastCut != 0 && now-p.lastCut < int64(calmAfter) {
+			s.videoBudget.Store(uint64(max(0, p.rate*8*0.9-w.media.voiceBps)))
+		} else {
+			s.videoBudget.Store(0)
 		}
 	}
 	if wanted := s.keyWanted.Load(); wanted != 0 {

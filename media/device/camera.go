@@ -158,3 +158,28 @@ func chooseCameraProp(props []prop.Media, cfg CameraConfig) (prop.Media, bool) {
 	}
 	return best, found // a FrameRate of 0 leaves the camera's rate as it is
 }
+
+// CameraInfo names a camera for a picker.
+type CameraInfo struct {
+	Path string // what CameraConfig.Device takes, e.g. /dev/video0
+	Name string // the driver's label
+}
+
+// Cameras lists the cameras there are now (none is no error).
+func Cameras() ([]CameraInfo, error) {
+	managerMu.Lock()
+	defer managerMu.Unlock()
+	camera.Initialize()
+	var out []CameraInfo
+	for _, d := range driver.GetManager().Query(driver.FilterDeviceType(driver.Camera)) {
+		label := d.Info().Label
+		node := label[strings.LastIndex(label, camera.LabelSeparator)+1:]
+		name := label[:max(0, strings.LastIndex(label, camera.LabelSeparator))]
+		if name == "" {
+			name = node
+		}
+		out = append(out, CameraInfo{Path: "/dev/" + node, Name: name})
+	}
+	slices.SortFunc(out, func(a, b CameraInfo) int { return cmp.Compare(a.Path, b.Path) })
+	return out, nil
+}

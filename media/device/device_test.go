@@ -246,3 +246,13 @@ func TestScreenCloseUnblocks(t *testing.T) {
 		}
 	})
 }
+
+func TestCamerasListsNoneHere(t *testing.T) {
+	cams, err := Cameras()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/dev/video0"); err != nil && len(cams) != 0 {
+		t.Errorf("Cameras() = %v on a machine without /dev/video0", cams)
+	}
+}

@@ -96,6 +96,9 @@ type Config struct {
 	// OnLevel receives each speaker's audio level (RFC 6464: 0 loud, 127
 	// silent) for every frame received, on the voice reader goroutine.
 	OnLevel func(source uint32, level uint8)
+	// OnLocalLevel receives the level of every frame the audio source
+	// gives, muted or not, on the audio sender goroutine.
+	OnLocalLevel func(level uint8)
 
 	// Recorder, if set, gets every frame received, undecoded.
 	Recorder *Recorder

@@ -75,6 +75,10 @@ func (s *audioSender) run(ctx context.Context) error {
 			}
 			continue
 		}
+		lvl := audio.Level(pcm)
+		if f := s.call.cfg.OnLocalLevel; f != nil {
+			f(lvl)
+		}
 		if s.muted.Load() {
 			continue
 		}
@@ -91,7 +95,7 @@ func (s *audioSender) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		v.Seq, v.Captured, v.Level, v.Data = seq, captured.UnixMicro(), audio.Level(pcm), out[:n]
+		v.Seq, v.Captured, v.Level, v.Data = seq, captured.UnixMicro(), lvl, out[:n]
 		seq++
 		if conn := s.call.connection(); conn != nil && conn.SendVoice(&v) == nil {
 			s.sent.Add(1)

@@ -1,0 +1,230 @@
+package session
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley/media/audiodev/pulsetest"
+	"github.com/parleychat/parley/protocol"
+	"github.com/parleychat/parley/ui"
+)
+
+// pulse gives the sessions' speakers a real device: PulseAudio's null
+// sink A.
+var pulse *pulsetest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	pulse, err = pulsetest.Start("A")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "session tests need PulseAudio (make deps installs it):", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	pulse.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// watcher collects a session's events.
+type watcher struct {
+	t    *testing.T
+	name string
+	mu   sync.Mutex
+	evs  []ui.Event
+	more chan struct{}
+	done chan struct{}
+}
+
+func watch(t *testing.T, name string, s *Session) *watcher {
+	w := &watcher{t: t, name: name, more: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ev := range s.Events() {
+			w.mu.Lock()
+			w.evs = append(w.evs, ev)
+			w.mu.Unlock()
+			select {
+			case w.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return w
+}
+
+// waitFor waits for an event that matches and returns it.
+func waitFor[T ui.Event](w *watcher, what string, match func(T) bool) T {
+	w.t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	seen := 0
+	for {
+		w.mu.Lock()
+		evs := w.evs
+		w.mu.Unlock()
+		for ; seen < len(evs); seen++ {
+			if ev, ok := evs[seen].(T); ok && match(ev) {
+				return ev
+			}
+		}
+		select {
+		case <-w.more:
+		case <-deadline.C:
+			w.t.Fatalf("%s: no %s; events: %v", w.name, what, evs)
+		}
+	}
+}
+
+func anyEvent[T ui.Event](T) bool { return true }
+
+// newSession returns a session that hosts on a free loopback port and
+// keeps its state in the test's directories.
+func newSession(t *testing.T) *Session {
+	s := New(Config{
+		KnownServers: t.TempDir() + "/known_servers",
+		HostDataDir:  t.TempDir(),
+		HostListen:   "127.0.0.1:0",
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	t.Cleanup(s.Close)
+	return s
+}
+
+var testMedia = ui.MediaChoice{Video: []string{TestPattern}, Audio: []string{TestTone}}
+
+// TestHostAndJoin: alice hosts a room in her app, bob joins it with the
+// invite link; they see each other, their video and their messages.
+func TestHostAndJoin(t *testing.T) {
+	alice := newSession(t)
+	aw := watch(t, "alice", alice)
+	alice.Host(ui.HostRequest{Room: "team", Name: "alice", Media: testMedia})
+	hosting := waitFor(aw, "hosting", anyEvent[ui.Hosting])
+	inv, err := protocol.ParseInvite(hosting.Invite)
+	if err != nil || inv.Room != "team" || inv.Fingerprint == "" {
+		t.Fatalf("Hosting invite %q: %v", hosting.Invite, err)
+	}
+	waitFor(aw, "alice joined", func(j ui.Joined) bool { return j.Room == "team" && j.Name == "alice" })
+	self := waitFor(aw, "alice's own tile", func(p ui.ParticipantJoined) bool { return p.Self && p.Name == "alice" })
+
+	bob := newSession(t)
+	bw := watch(t, "bob", bob)
+	// bob dials the host on loopback, with the host's fingerprint.
+	local := protocol.Invite{Addr: hosting.Addr, Room: "team", Fingerprint: inv.Fingerprint}
+	bob.Join(ui.JoinRequest{Invite: local.String(), Name: "bob", Media: testMedia})
+	waitFor(bw, "bob connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	aliceAtBob := waitFor(bw, "alice's tile at bob", func(p ui.ParticipantJoined) bool { return p.Name == "alice" && !p.Self })
+	bobAtAlice := waitFor(aw, "bob's tile at alice", func(p ui.ParticipantJoined) bool { return p.Name == "bob" })
+	waitFor(aw, "bob joined line", func(l ui.ChatLine) bool { return l.Kind == ui.LineSystem && l.Text == "bob joined" })
+
+	// Video both ways, and alice's own preview.
+	for what, feed := range map[string]*ui.VideoFeed{"bob's picture of alice": aliceAtBob.Camera,
+		"alice's picture of bob": bobAtAlice.Camera, "alice's preview": self.Camera} {
+		deadline := time.Now().Add(20 * time.Second)
+		for feed.Frames() < 10 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d pictures", what, feed.Frames())
+			}
+			time.Sleep(20 * time.Millisecond) // polling a counter the decoder advances
+		}
+		if img, _ := feed.Take(); img == nil || img.Rect.Dx() != 640 {
+			var size any
+			if img != nil {
+				size = img.Rect.Size()
+			}
+			t.Errorf("%s: picture of size %v, want 640 wide", what, size)
+		}
+	}
+
+	bob.Send("hello alice")
+	waitFor(aw, "bob's message", func(l ui.ChatLine) bool { return l.From == "bob" && l.Text == "hello alice" && !l.Mine })
+	alice.SendPrivate("bob", "psst")
+	waitFor(bw, "alice's private message", func(l ui.ChatLine) bool { return l.Kind == ui.LinePrivate && l.Text == "psst" })
+
+	// alice turns her camera off and mutes: bob sees the state.
+	alice.SetCamera(false)
+	alice.SetMicMuted(true)
+	waitFor(bw, "alice's state", func(s ui.ParticipantState) bool { return s.ID == aliceAtBob.ID && s.State == 0 })
+	alice.SetCamera(true)
+	waitFor(bw, "alice's camera back", func(s ui.ParticipantState) bool {
+		return s.ID == aliceAtBob.ID && s.State&protocol.StateVideo != 0
+	})
+
+	if d := alice.Devices(); len(d.Cameras) == 0 || d.Cameras[len(d.Cameras)-1].ID != TestPattern {
+		t.Errorf("Devices().Cameras = %v, want the test pattern last", d.Cameras)
+	}
+
+	bob.Leave()
+	waitFor(bw, "bob left", anyEvent[ui.Left])
+	waitFor(aw, "bob's tile gone", func(p ui.ParticipantLeft) bool { return p.Name == "bob" })
+	alice.Leave()
+	waitFor(aw, "alice left", anyEvent[ui.Left])
+}
+
+// TestJoinErrors: what a user gets wrong is explained, and fatal.
+func TestJoinErrors(t *testing.T) {
+	host := newSession(t)
+	hw := watch(t, "host", host)
+	host.Host(ui.HostRequest{Name: "host", Media: ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}})
+	h := waitFor(hw, "hosting", anyEvent[ui.Hosting])
+	waitFor(hw, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	inv, _ := protocol.ParseInvite(h.Invite)
+	inv.Addr = h.Addr
+	other := inv
+	other.Fingerprint = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	noFP := inv
+	noFP.Fingerprint = ""
+	dead := inv
+	dead.Addr = "127.0.0.1:1"
+
+	tests := []struct {
+		name   string
+		req    ui.JoinRequest
+		kind   ui.ErrorKind
+		phrase string
+	}{
+		{"not a link", ui.JoinRequest{Invite: "http://example.com", Name: "x"}, ui.ErrBadInvite, "not a Parley invite"},
+		{"wrong key", ui.JoinRequest{Invite: other.String(), Name: "x"}, ui.ErrIdentityChanged, "intercepting"},
+		{"no key", ui.JoinRequest{Invite: noFP.String(), Name: "x"}, ui.ErrUnknownServer, "trust this server"},
+		{"unreachable", ui.JoinRequest{Invite: dead.String(), Name: "x"}, ui.ErrUnreachable, "Cannot reach"},
+		{"name taken", ui.JoinRequest{Invite: inv.String(), Name: "host"}, ui.ErrNameTaken, "already uses that name"},
+	}
+	none := ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(t)
+			w := watch(t, tt.name, s)
+			tt.req.Media = none
+			s.Join(tt.req)
+			e := waitFor(w, "an error", anyEvent[ui.Error])
+			if e.Kind != tt.kind || !e.Fatal || !strings.Contains(e.Message, tt.phrase) {
+				t.Errorf("error = %+v, want kind %v, fatal, saying %q", e, tt.kind, tt.phrase)
+			}
+			left := waitFor(w, "left", anyEvent[ui.Left])
+			if left.Err == nil {
+				t.Errorf("Left.Err = nil after a failed join")
+			}
+		})
+	}
+	// With trust on first use the link without a key works.
+	s := newSession(t)
+	w := watch(t, "tofu", s)
+	s.Join(ui.JoinRequest{Invite: noFP.String(), Name: "tofu", TrustOnFirstUse: true, Media: none})
+	waitFor(w, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	s.Leave()
+	waitFor(w, "left", anyEvent[ui.Left])
+
+}
