@@ -43,6 +43,7 @@ type pacer struct {
 	out       []pingMark
 	outBuf    [32]pingMark
 	lastPing  int64
+	lastPong  int64 // when the last Ping was answered
 	firstPing int64 // when the first Ping went; 0: none yet
 	pongs     int
 	deaf      bool // no Ping was ever answered: the client does not answer them
@@ -85,6 +86,12 @@ func newPacer(cfg pacerConfig, now int64) *pacer {
 // rate, until it is clear that the client does not answer Pings (none
 // answered within unansweredLimit of the first).
 func (p *pacer) active() bool { return !p.deaf }
+
+// fresh reports whether the pacer's view of the link is recent: it has
+// been pinging (which it does only while video flows) and heard back.
+func (p *pacer) fresh(now int64) bool {
+	return p.active() && p.lastPong != 0 && now-p.lastPong < int64(2*time.Second)
+}
 
 // unansweredLimit is how long Pings may go unanswered from the first
 // before the pacer decides the client does not answer them.
@@ -139,7 +146,13 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 	if !mediaActive {
 		return false, 0
 	}
-	if left := p.lastPing + int64(p.cfg.pingEvery) - now; (left > 0 && p.firstPing != 0) || len(p.out) == cap(p.outBuf) {
+	// Often while video is held back or a queue shows, else a fourth as
+	// often: enough to notice a change, at a quarter of the cost.
+	interval := p.cfg.pingEvery
+	if !p.limited && p.queueing < p.cfg.target/2 && now-p.lastCut > int64(calmAfter) {
+		interval *= 4
+	}
+	if left := p.lastPing + int64(interval) - now; (left > 0 && p.firstPing != 0) || len(p.out) == cap(p.outBuf) {
 		if left <= 0 {
 			left = p.out[0].at + int64(p.cfg.pingTimeout) - now
 		}
@@ -187,6 +200,7 @@ func (p *pacer) pong(nonce uint64, now int64) {
 		p.histLen -= len(p.hist)
 	}
 	p.pongs++
+	p.lastPong = now
 	p.deaf = false
 	p.sample(rtt, delivered, now)
 }

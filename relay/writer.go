@@ -37,7 +37,7 @@ type writer struct {
 	// keyframe request, the next bitrate hint. 0: not before a wake.
 	wakeIn     time.Duration
 	pingNonce  uint64
-	mediaOutAt int64 // mono() of the last media written to the client
+	videoOutAt int64 // mono() of the last video written to the client
 	media      senderState
 	cur        *mediaFrame // the video fragment being written, in chunks
 	curOff     int         // how much of cur is written

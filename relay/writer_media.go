@@ -51,8 +51,8 @@ func (w *writer) pacing() bool { return !w.s.srv.cfg.DisablePacing && w.pacer.ac
 // VoiceQueueDelay into debt: on a link too slow even for the voice, it
 // must wait (and age out) in the relay rather than queue in the network.
 func (w *writer) voiceMayGo(now int64) bool {
-	if !w.pacing() {
-		return true
+	if !w.pacing() || !w.pacer.fresh(now) {
+		return true // no recent view of the link: nothing to hold voice to
 	}
 	p := w.pacer
 	p.refill(now)
@@ -89,7 +89,7 @@ func (w *writer) writeVoice(st *protocol.Stream, now int64) (bool, error) {
 		return false, err
 	}
 	s.media.voiceOut.Add(uint64(n))
-	w.mediaOutAt = now
+
 	m := &w.media
 	if now-m.voiceWindow >= int64(time.Second) {
 		m.voiceBps = float64(m.voiceBytes) * 8 / (float64(now-m.voiceWindow) / 1e9)
@@ -138,7 +138,7 @@ func (w *writer) writeVideo(st *protocol.Stream) (bool, error) {
 		return false, err
 	}
 	w.curOff = end
-	w.mediaOutAt = now
+	w.videoOutAt = now
 	if end == len(f.buf) {
 		w.cur = nil
 		f.release()
@@ -154,10 +154,13 @@ func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQu
 	s := w.s
 	cfg := &s.srv.cfg
 	if !cfg.DisablePacing {
-		active := videoQueued || (w.mediaOutAt != 0 && now-w.mediaOutAt < int64(time.Second))
+		// Pings only while video flows: only video is paced, and a Ping
+		// (and its Pong) per 100 ms for every voice-only listener would
+		// cost as much as the voice.
+		active := videoQueued || w.cur != nil || (w.videoOutAt != 0 && now-w.videoOutAt < int64(time.Second))
 		// Before any media, one Ping measures the path while it is
 		// empty: the least round trip that later ones are judged by.
-		probe := w.pacer.pongs == 0 && len(w.pacer.out) == 0 && (s.wantsVideo.Load() || s.wantsVoice.Load())
+		probe := w.pacer.pongs == 0 && len(w.pacer.out) == 0 && s.wantsVideo.Load()
 		active = active || probe
 		due, in := w.pacer.pingDue(now, active && m != nil)
 		switch {

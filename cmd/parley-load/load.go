@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type loadResult struct {
 	P999          time.Duration `json:"voice_delay_p999_ns"`
 	ServerCPU     time.Duration `json:"server_cpu_ns"`
 	ServerCores   float64       `json:"server_cores"`
+	ClientCores   float64       `json:"client_cores"` // this process: the simulated clients
 	PerCPUSecond  float64       `json:"delivered_per_server_cpu_s"`
 	PeakRSS       uint64        `json:"server_peak_rss"`
 	HeapPerConn   float64       `json:"server_heap_per_conn"`
@@ -137,7 +139,10 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	eng.start(lctx, &wg, cfg)
 	sleep(ctx, cfg.Warmup)
 	eng.measure(true)
-	var cpu0 time.Duration
+	var cpu0, self0 time.Duration
+	if ps, err := readProc(os.Getpid()); err == nil {
+		self0 = ps.CPU
+	}
 	if pid != 0 {
 		if ps, err := readProc(pid); err == nil {
 			cpu0 = ps.CPU
@@ -157,6 +162,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	}
 	elapsed := time.Since(t0)
 	eng.measure(false)
+	if ps, err := readProc(os.Getpid()); err == nil {
+		res.ClientCores = (ps.CPU - self0).Seconds() / elapsed.Seconds()
+	}
 	if pid != 0 {
 		if ps, err := readProc(pid); err == nil {
 			res.ServerCPU = ps.CPU - cpu0

@@ -28,7 +28,7 @@ func main() {
 	var err error
 	cmd := "run"
 	args := os.Args[1:]
-	if len(args) > 0 && (args[0] == "run" || args[0] == "serve" || args[0] == "bench") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "serve" || args[0] == "bench" || args[0] == "media-client") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -36,6 +36,8 @@ func main() {
 		err = serveMain(args)
 	case "bench":
 		err = benchMain(ctx, args)
+	case "media-client":
+		err = mediaClientMain(args)
 	default:
 		err = runMain(ctx, args)
 	}

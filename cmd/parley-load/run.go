@@ -81,7 +81,7 @@ func printSummary(w io.Writer, cfg loadConfig, r *loadResult) {
 		row("chat messages delivered", fmt.Sprint(r.TextGot))
 	}
 	if r.ServerCPU > 0 {
-		row("server CPU", fmt.Sprintf("%.2f s (%.2f cores)", r.ServerCPU.Seconds(), r.ServerCores))
+		row("server CPU", fmt.Sprintf("%.2f s (%.2f cores; the clients used %.2f)", r.ServerCPU.Seconds(), r.ServerCores, r.ClientCores))
 		row("delivered per server CPU second", fmt.Sprintf("%.0f", r.PerCPUSecond))
 	}
 	if r.PeakRSS > 0 {

@@ -19,7 +19,10 @@ import (
 	"github.com/parleychat/parley/media/video"
 )
 
-var vpxJPEG = flag.Bool("vpxjpeg", false, "run TestVP8VersusJPEG, the bits comparison for docs/performance.md")
+var (
+	vpxJPEG    = flag.Bool("vpxjpeg", false, "run TestVP8VersusJPEG, the bits comparison for docs/performance.md")
+	vpxJPEGOut = flag.String("vpxjpeg-out", "", "also write TestVP8VersusJPEG's table, in Markdown, to this file")
+)
 
 // point is one encoding of the clip: its size and quality.
 type point struct {
@@ -184,6 +187,25 @@ func TestVP8VersusJPEG(t *testing.T) {
 		fmt.Fprintf(&out, "%-10s %8.4f %12.0f %12.0f %8.3f (1/%.1f)\n", j.setting, j.ssim, float64(j.bits)/seconds/1000, v/seconds/1000, r, 1/r)
 	}
 	t.Log("\n" + out.String())
+	if *vpxJPEGOut != "" {
+		var md strings.Builder
+		fmt.Fprintf(&md, "| JPEG | SSIM | JPEG kbit/s | VP8 kbit/s at equal SSIM | VP8 / JPEG |\n|---|---|---|---|---|\n")
+		for _, j := range jpegs {
+			name := strings.TrimPrefix(j.setting, "JPEG ")
+			if name == "q75" {
+				name = "**q75 (PIL's default)**"
+			}
+			if v, ok := bitsAt(vp8s, j.ssim); ok {
+				r := v / float64(j.bits)
+				fmt.Fprintf(&md, "| %s | %.4f | %.0f | %.0f | %.3f (1/%.1f) |\n", name, j.ssim, float64(j.bits)/seconds/1000, v/seconds/1000, r, 1/r)
+			} else {
+				fmt.Fprintf(&md, "| %s | %.4f | %.0f | — (VP8 tops out at SSIM %.3f) | — |\n", name, j.ssim, float64(j.bits)/seconds/1000, vp8s[len(vp8s)-1].ssim)
+			}
+		}
+		if err := os.WriteFile(*vpxJPEGOut, []byte(md.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if ratio75 == 0 {
 		t.Fatal("JPEG q75's SSIM is outside the VP8 curve: widen the bitrates")
 	}
