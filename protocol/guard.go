@@ -170,8 +170,8 @@ func (c *coalescer) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		_, err := c.Conn.Write(c.held)
 		c.held = c.held[:0]
-		if cap(c.held) > 64<<10 {
-			c.held = nil // do not keep a window's worth for an idle session
+		if cap(c.held) > 4<<10 {
+			c.held = nil // a large frame is rare: do not keep its buffer for the session's life
 		}
 		if err != nil {
 			return 0, err

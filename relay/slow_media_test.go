@@ -196,10 +196,13 @@ func TestSlowMediaReceiver(t *testing.T) {
 	st := ts.MemberStats("slow")
 	t.Logf("carol's counters: %+v; alice was told at least %d bit/s", st["carol"], ref.minHint.Load())
 
-	// Bob is no worse off than eve: within a factor of two, or 20 ms on a
-	// loaded machine.
-	near := func(a, b time.Duration) bool { return a <= 2*b || a <= b+20*time.Millisecond }
-	if !near(bv95, ev95) || !near(bf95, ef95) {
+	// Bob is no worse off than eve: his voice within a factor of two (or
+	// 20 ms on a loaded machine), his delta frames within 40 ms — carol's
+	// keyframe requests give his room more keyframes than eve's, and the
+	// delta frames right after a keyframe wait for it to be paced out.
+	// Held back by carol's link they would be hundreds of milliseconds late.
+	near := func(a, b, slack time.Duration) bool { return a <= 2*b || a <= b+slack }
+	if !near(bv95, ev95, 20*time.Millisecond) || !near(bf95, ef95, 40*time.Millisecond) {
 		t.Errorf("bob's p95 delays (voice %v, video %v) are worse than eve's (%v, %v), who has no slow member", bv95, bf95, ev95, ef95)
 	}
 	// Carol's voice stays prompt and nearly whole.

@@ -30,8 +30,8 @@ type writer struct {
 
 	voice   []*mediaFrame // voice frames taken from the queue
 	voiceB  []byte        // voice frames being batched
-	pacer   *pacer
-	written uint64 // bytes written to the client, all streams
+	pacer   *pacer        // made when the client first wants video (nil until then)
+	written uint64        // bytes written to the client, all streams
 	// wakeIn is when the writer must run again without being woken: the
 	// earliest of the pacer's next slot, the next Ping, a throttled
 	// keyframe request, the next bitrate hint. 0: not before a wake.
@@ -49,7 +49,7 @@ type writer struct {
 // fragment if the pacer allows, and starts over, so that nothing urgent
 // waits behind more than one fragment.
 func (s *session) writeLoop() {
-	w := &writer{s: s, entries: make([]*history.Entry, 0, maxBatchEntries), pacer: newPacer(defaultPacerConfig(), mono())}
+	w := &writer{s: s}
 	s.progress.Store(time.Now().UnixNano())
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -168,17 +168,40 @@ func (w *writer) round() (bool, error) {
 		}
 		wrote = wrote || wroteVideo
 	}
+	// A large batch (a roster, a history replay) is rare: do not keep its
+	// buffers for the rest of the session. (ctl and txt go back to the
+	// session's queues at the next round.)
+	w.ctl, w.txt = shrink(w.ctl), shrink(w.txt)
 	return wrote, nil
 }
 
+// shrink drops a buffer grown beyond what a session needs to keep.
+func shrink(b []byte) []byte {
+	if cap(b) > maxWrite {
+		return nil
+	}
+	return b
+}
+
+// maxWrite is the most the writer hands yamux at once. yamux keeps a copy
+// buffer the size of the largest write it was ever given, for the life of
+// the session, and so does the layer under it: writes of at most 2 KiB keep
+// an idle session's memory small after a large Joined roster or a history
+// replay (a Parley frame may span several writes).
+const maxWrite = 2 << 10
+
 func (w *writer) write(st *protocol.Stream, b []byte) error {
 	st.SetWriteDeadline(time.Now().Add(w.s.srv.cfg.WriteTimeout))
-	if err := st.WriteFrames(b); err != nil {
-		return err
+	for rest := b; len(rest) > 0; {
+		n := min(len(rest), maxWrite)
+		if err := st.WriteFrames(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
 	}
 	w.s.progress.Store(time.Now().UnixNano())
 	w.written += uint64(len(b))
-	if !w.s.srv.cfg.DisablePacing {
+	if w.pacer != nil {
 		w.pacer.spend(len(b), mono())
 	}
 	return nil
@@ -197,6 +220,9 @@ func (w *writer) tailLog(text *protocol.Stream, r *room, m *member) (bool, error
 			// Retention removed messages this member never got.
 			w.out, _ = (&protocol.Gap{From: cursor + 1, To: low - 1}).AppendBinary(w.out)
 			cursor = low - 1
+		}
+		if w.entries == nil {
+			w.entries = make([]*history.Entry, 0, maxBatchEntries) // only once the member has text to read
 		}
 		entries, ok := r.entriesAfter(cursor, maxBatchEntries, w.entries)
 		if !ok {
@@ -246,8 +272,6 @@ func (w *writer) tailLog(text *protocol.Stream, r *room, m *member) (bool, error
 	if caughtUp {
 		s.synced.Store(true)
 	}
-	if cap(w.out) > 4*maxBatchBytes {
-		w.out = nil // a rare huge batch: do not keep its buffer
-	}
+	w.out = shrink(w.out) // a batch this big is rare: do not keep its buffer
 	return progress, nil
 }

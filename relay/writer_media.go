@@ -32,7 +32,7 @@ func (w *writer) takePong() {
 	nonce, at, ok := s.pongNonce, s.pongAt, s.pongNew
 	s.pongNew = false
 	s.pongMu.Unlock()
-	if ok {
+	if ok && w.pacer != nil {
 		p := w.pacer
 		p.pong(nonce, at)
 		s.media.rtt.Store(int64(p.lastRTT))
@@ -44,7 +44,7 @@ func (w *writer) takePong() {
 }
 
 // pacing reports whether the writer paces media to this client.
-func (w *writer) pacing() bool { return !w.s.srv.cfg.DisablePacing && w.pacer.active() }
+func (w *writer) pacing() bool { return w.pacer != nil && w.pacer.active() }
 
 // voiceMayGo reports whether voice may be written now. Voice does not wait
 // for the pacer like video, but it may run the pacer at most
@@ -153,7 +153,10 @@ func (w *writer) writeVideo(st *protocol.Stream) (bool, error) {
 func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQueued bool) []byte {
 	s := w.s
 	cfg := &s.srv.cfg
-	if !cfg.DisablePacing {
+	if w.pacer == nil && !cfg.DisablePacing && s.wantsVideo.Load() {
+		w.pacer = newPacer(defaultPacerConfig(), now)
+	}
+	if w.pacer != nil {
 		// Pings only while video flows: only video is paced, and a Ping
 		// (and its Pong) per 100 ms for every voice-only listener would
 		// cost as much as the voice.

@@ -134,6 +134,12 @@ func serveMain(args []string) error {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		if path := os.Getenv("PARLEY_LOAD_HEAPPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		st := stats()
 		st.HeapAlloc, st.HeapInuse, st.Sys, st.Goroutines = ms.HeapAlloc, ms.HeapInuse, ms.Sys, runtime.NumGoroutine()
 		out.Encode(st)
