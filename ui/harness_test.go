@@ -121,7 +121,7 @@ func (b *fakeBackend) SelectDevice(kind DeviceKind, id string) {
 	b.record("select")
 }
 
-func (b *fakeBackend) Devices() Devices    { return b.devices }
+func (b *fakeBackend) Devices() Devices     { return b.devices }
 func (b *fakeBackend) Events() <-chan Event { return b.events }
 
 func (b *fakeBackend) callList() []string {
