@@ -197,8 +197,8 @@ func (a *App) layoutTopBar(gtx layout.Context) layout.Dimensions {
 		place(gtx.Ops, bcall, bp)
 		c.copyRect = image.Rectangle{Min: bp, Max: bp.Add(bd.Size)}
 		if c.copyBtn.Hovered() && !copied {
-			st := opOffset(gtx, image.Pt(bx, (size.Y-bd.Size.Y)/2))
-			a.tooltip(gtx, bd.Size, "Copy the invite link to the clipboard", true)
+			st := opOffset(gtx, bp)
+			a.tooltip(gtx, bd.Size, bp, "Copy the invite link to the clipboard", true)
 			st.Pop()
 		}
 		// The link, selectable, in a read-only field.

@@ -164,8 +164,11 @@ func (a *App) layoutChat(gtx layout.Context, origin image.Point) layout.Dimensio
 	egtx.Constraints.Min = image.Point{}
 	egtx.Constraints.Max.X = size.X - 2*pad
 	egtx.Constraints.Max.Y = gtx.Dp(140)
-	ecall, ed := measure(egtx, a.layoutComposer)
-	edTop := size.Y - pad - ed.Size.Y
+	edTop := size.Y - pad
+	ecall, ed := measure(egtx, func(gtx layout.Context) layout.Dimensions {
+		return a.layoutComposer(gtx, origin.Add(image.Pt(pad, 0)), size.Y-pad)
+	})
+	edTop -= ed.Size.Y
 	place(gtx.Ops, ecall, image.Pt(pad, edTop))
 
 	// The history above it.
@@ -225,8 +228,10 @@ func (a *App) layoutChat(gtx layout.Context, origin image.Point) layout.Dimensio
 	return layout.Dimensions{Size: size}
 }
 
-// layoutComposer is the message editor with its send button.
-func (a *App) layoutComposer(gtx layout.Context) layout.Dimensions {
+// layoutComposer is the message editor with its send button; origin is
+// where it is in the window, but for its y, which is bottom minus its
+// height.
+func (a *App) layoutComposer(gtx layout.Context, origin image.Point, bottom int) layout.Dimensions {
 	c := &a.call.chat
 	w := gtx.Constraints.Max.X
 	btn := gtx.Dp(36)
@@ -253,6 +258,7 @@ func (a *App) layoutComposer(gtx layout.Context) layout.Dimensions {
 	place(gtx.Ops, ecall, image.Pt(padL, (h-ed.Size.Y)/2))
 	// Send button, bottom right.
 	bp := image.Pt(w-btn-gtx.Dp(3), h-btn-gtx.Dp(3))
+	abs := origin.Add(bp).Add(image.Pt(0, bottom-h))
 	st := op.Offset(bp).Push(gtx.Ops)
 	empty := strings.TrimSpace(c.editor.Text()) == ""
 	c.send.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
@@ -266,7 +272,7 @@ func (a *App) layoutComposer(gtx layout.Context) layout.Dimensions {
 		iconAt(gtx, a.ic.send, image.Pt(btn/2, btn/2), 20, fg)
 		hoverCursor(gtx.Ops, image.Rect(0, 0, btn, btn))
 		if c.send.Hovered() {
-			a.tooltip(gtx, image.Pt(btn, btn), "Send (Enter) · new line: Shift+Enter", false)
+			a.tooltip(gtx, image.Pt(btn, btn), abs, "Send (Enter) · new line: Shift+Enter", false)
 		}
 		return layout.Dimensions{Size: image.Pt(btn, btn)}
 	})

@@ -297,7 +297,7 @@ func (a *App) ctlButton(gtx layout.Context, s ctlSpec, p image.Point, origin ima
 		}
 		hoverCursor(gtx.Ops, main)
 		if s.clk.Hovered() {
-			a.tooltip(gtx, main.Size(), s.tip, false)
+			a.tooltip(gtx, main.Size(), k.rects[s.clk].Min, s.tip, false)
 		}
 		return layout.Dimensions{Size: main.Size()}
 	})
@@ -315,7 +315,7 @@ func (a *App) ctlButton(gtx layout.Context, s ctlSpec, p image.Point, origin ima
 			iconAt(gtx, a.ic.chevronUp, image.Pt(cr.Dx()/2, h/2), 20, s.fg)
 			hoverCursor(gtx.Ops, cr)
 			if s.menu.Hovered() {
-				a.tooltip(gtx, cr.Size(), s.menuTip, false)
+				a.tooltip(gtx, cr.Size(), k.rects[s.menu].Min, s.menuTip, false)
 			}
 			return layout.Dimensions{Size: cr.Size()}
 		})

@@ -258,8 +258,9 @@ func (a *App) field(gtx layout.Context, ed *widget.Editor, hint string, invalid 
 }
 
 // tooltip draws text in a small dark box above (or below) the widget of
-// size sz, on top of everything else.
-func (a *App) tooltip(gtx layout.Context, sz image.Point, s string, below bool) {
+// size sz whose top left corner is at abs in the window, on top of
+// everything else, kept inside the window.
+func (a *App) tooltip(gtx layout.Context, sz, abs image.Point, s string, below bool) {
 	m := op.Record(gtx.Ops)
 	lgtx := gtx
 	lgtx.Constraints = layout.Constraints{Max: image.Pt(gtx.Dp(320), gtx.Dp(100))}
@@ -267,6 +268,13 @@ func (a *App) tooltip(gtx layout.Context, sz image.Point, s string, below bool) 
 	padX, padY := gtx.Dp(8), gtx.Dp(5)
 	box := image.Rect(0, 0, d.Size.X+2*padX, d.Size.Y+2*padY)
 	x := (sz.X - box.Dx()) / 2
+	margin := gtx.Dp(6)
+	if over := abs.X + x + box.Dx() - (a.size.X - margin); over > 0 {
+		x -= over
+	}
+	if under := margin - (abs.X + x); under > 0 {
+		x += under
+	}
 	y := -box.Dy() - gtx.Dp(6)
 	if below {
 		y = sz.Y + gtx.Dp(6)

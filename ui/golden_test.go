@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"image"
 	"testing"
 )
 
@@ -55,4 +56,73 @@ func TestGoldenReconnecting(t *testing.T) {
 	hs := callHarness(t, 960, 600, people(3), append(chatLines()[:5],
 		Status{State: Reconnecting, Detail: "connection reset by peer"})...)
 	checkGolden(t, "reconnecting", hs.screenshot())
+}
+
+func TestGoldenScreenShare(t *testing.T) {
+	ps := people(4)
+	ps[1].screen = true
+	hs := callHarness(t, 960, 600, ps)
+	checkGolden(t, "screen_share", hs.screenshot())
+}
+
+func TestGoldenPeople(t *testing.T) {
+	ps := people(5)
+	ps[3].screen = true
+	hs := callHarness(t, 960, 600, ps)
+	k := &hs.app.call.ctl
+	hs.click(center(k.rects[&k.people]))
+	hs.frames(2)
+	// The pointer over bob's row shows its tooltip.
+	l := hs.app.regions(layoutCtx(hs))
+	hs.hover(image.Pt(l.panel.Min.X+100, l.panel.Min.Y+sideHeaderH+6+48+24))
+	hs.frames(2)
+	checkGolden(t, "people", hs.screenshot())
+}
+
+func TestGoldenDeviceMenu(t *testing.T) {
+	hs := callHarness(t, 960, 600, people(2))
+	k := &hs.app.call.ctl
+	hs.click(center(k.rects[&k.micMenu]))
+	hs.frames(2)
+	hs.hover(center(k.rects[&k.items[2]]))
+	hs.frames(2)
+	checkGolden(t, "device_menu", hs.screenshot())
+}
+
+func TestGoldenTooltip(t *testing.T) {
+	hs := callHarness(t, 960, 600, people(2))
+	k := &hs.app.call.ctl
+	hs.hover(center(k.rects[&k.mic]))
+	hs.frames(2)
+	checkGolden(t, "tooltip", hs.screenshot())
+}
+
+// TestGoldenSmall is the call window at its smallest, with the chat.
+func TestGoldenSmall(t *testing.T) {
+	hs := callHarness(t, MinSize.X, MinSize.Y, people(4), chatLines()...)
+	checkGolden(t, "small", hs.screenshot())
+	// Without the chat panel, the grid takes the width.
+	k := &hs.app.call.ctl
+	hs.click(center(k.rects[&k.chat]))
+	hs.frames(2)
+	hs.post(ChatLine{Kind: LineText, Time: t0, From: "bob", Text: "you there?"})
+	hs.frames(2)
+	checkGolden(t, "small_nochat", hs.screenshot())
+}
+
+func TestGoldenStartNarrow(t *testing.T) {
+	hs := newHarness(t, MinSize.X, 720, Options{})
+	s := &hs.app.start
+	s.name.SetText("ada lovelace")
+	s.invite.SetText("http://example.org")
+	hs.frame()
+	hs.app.tryJoin()
+	hs.frames(2)
+	checkGolden(t, "start_narrow", hs.screenshot())
+}
+
+func TestGoldenConnecting(t *testing.T) {
+	hs := newHarness(t, 960, 600, Options{Start: StartJoin, Join: JoinRequest{Name: "ada", Invite: "parley://192.0.2.10:7700/team?fp=abc"}})
+	hs.frames(2)
+	checkGolden(t, "connecting", hs.screenshot())
 }

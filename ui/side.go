@@ -4,6 +4,7 @@ import (
 	"image"
 
 	"gioui.org/layout"
+	"gioui.org/op"
 	"gioui.org/unit"
 	"gioui.org/widget"
 	"gioui.org/widget/material"
@@ -52,9 +53,9 @@ func (a *App) layoutSide(gtx layout.Context, origin image.Point) layout.Dimensio
 	// The tabs.
 	hh := gtx.Dp(sideHeaderH)
 	x := gtx.Dp(12)
-	x += a.layoutTab(gtx, &sp.chatTab, "Chat", sp.tab == tabChat, image.Pt(x, 0), hh)
+	x += a.layoutTab(gtx, &sp.chatTab, "Chat", -1, sp.tab == tabChat, image.Pt(x, 0), hh)
 	x += gtx.Dp(4)
-	a.layoutTab(gtx, &sp.peopleTab, "People · "+itoa(len(a.call.members)), sp.tab == tabPeople, image.Pt(x, 0), hh)
+	a.layoutTab(gtx, &sp.peopleTab, "People", len(a.call.members), sp.tab == tabPeople, image.Pt(x, 0), hh)
 	cs := gtx.Dp(28)
 	a.closeButton(gtx, &sp.close, image.Pt(size.X-gtx.Dp(10)-cs, (hh-cs)/2), 28)
 	fillRect(gtx.Ops, image.Rect(gtx.Dp(1), hh-gtx.Dp(1), size.X, hh), colBorder)
@@ -69,8 +70,9 @@ func (a *App) layoutSide(gtx layout.Context, origin image.Point) layout.Dimensio
 	return layout.Dimensions{Size: size}
 }
 
-// layoutTab draws a tab title at p and returns its width.
-func (a *App) layoutTab(gtx layout.Context, clk *widget.Clickable, title string, active bool, p image.Point, h int) int {
+// layoutTab draws a tab title (and a count, if not negative) at p and
+// returns its width.
+func (a *App) layoutTab(gtx layout.Context, clk *widget.Clickable, title string, count int, active bool, p image.Point, h int) int {
 	defer opOffset(gtx, p).Pop()
 	col := colTextDim
 	if active {
@@ -79,12 +81,27 @@ func (a *App) layoutTab(gtx layout.Context, clk *widget.Clickable, title string,
 	lc, ld := measure(gtx, medium(a.line(sizeBody, col, title)).Layout)
 	padX := gtx.Dp(10)
 	w := ld.Size.X + 2*padX
+	var cc op.CallOp
+	var cd layout.Dimensions
+	cw := 0
+	if count >= 0 {
+		cc, cd = measure(gtx, medium(a.line(sizeTiny, col, itoa(count))).Layout)
+		cw = max(cd.Size.X+gtx.Dp(10), gtx.Dp(20))
+		w += cw + gtx.Dp(6)
+	}
 	clk.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
 		r := image.Rect(0, 0, w, h)
 		if clk.Hovered() && !active {
 			fillRRect(gtx.Ops, image.Rect(0, gtx.Dp(6), w, h-gtx.Dp(6)), gtx.Dp(6), colSurface2)
 		}
 		place(gtx.Ops, lc, image.Pt(padX, (h-ld.Size.Y)/2))
+		if count >= 0 {
+			bx := padX + ld.Size.X + gtx.Dp(6)
+			bh := gtx.Dp(18)
+			br := image.Rect(bx, (h-bh)/2, bx+cw, (h+bh)/2)
+			fillRRect(gtx.Ops, br, bh/2, colSurface3)
+			place(gtx.Ops, cc, image.Pt(bx+(cw-cd.Size.X)/2, br.Min.Y+(bh-cd.Size.Y)/2))
+		}
 		if active {
 			fillRRect(gtx.Ops, image.Rect(padX/2, h-gtx.Dp(3), w-padX/2, h), gtx.Dp(1), colAccent)
 		}
@@ -128,10 +145,23 @@ func (a *App) layoutPeople(gtx layout.Context) layout.Dimensions {
 		}
 		return c.members[i]
 	}
-	gtx.Constraints.Min = image.Point{}
-	return ls.Layout(gtx, n, func(gtx layout.Context, i int) layout.Dimensions {
-		return a.layoutPerson(gtx, order(i), i == 0)
+	size := gtx.Constraints.Max
+	hint := a.label(sizeSmall, colTextFaint, "Click someone to send them a private message.")
+	hgtx := gtx
+	hgtx.Constraints = layout.Constraints{Max: image.Pt(size.X-gtx.Dp(32), size.Y)}
+	hc, hd := measure(hgtx, hint.Layout)
+	listH := size.Y
+	if n > 1 {
+		listH -= hd.Size.Y + gtx.Dp(24)
+		place(gtx.Ops, hc, image.Pt(gtx.Dp(16), size.Y-hd.Size.Y-gtx.Dp(12)))
+	}
+	at(gtx, image.Rect(0, 0, size.X, listH), func(gtx layout.Context) layout.Dimensions {
+		gtx.Constraints.Min = image.Point{}
+		return ls.Layout(gtx, n, func(gtx layout.Context, i int) layout.Dimensions {
+			return a.layoutPerson(gtx, order(i), i == 0)
+		})
 	})
+	return layout.Dimensions{Size: size}
 }
 
 func (a *App) layoutPerson(gtx layout.Context, m *member, first bool) layout.Dimensions {
@@ -194,9 +224,6 @@ func (a *App) layoutPerson(gtx layout.Context, m *member, first bool) layout.Dim
 		place(gtx.Ops, nc, image.Pt(nx, (h-nd.Size.Y)/2))
 		if !m.Self {
 			hoverCursor(gtx.Ops, r)
-			if m.row.Hovered() {
-				a.tooltip(gtx, image.Pt(w, h), "Send "+m.Name+" a private message", true)
-			}
 		}
 		return layout.Dimensions{Size: image.Pt(w, h)}
 	})

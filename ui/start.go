@@ -7,6 +7,7 @@ import (
 
 	"gioui.org/io/key"
 	"gioui.org/layout"
+	"gioui.org/op"
 	"gioui.org/unit"
 	"gioui.org/widget"
 	"gioui.org/widget/material"
@@ -36,6 +37,7 @@ type startState struct {
 	nameErr, inviteErr string
 	focusedName        string // the editor last traced as focused
 	focusFirst         bool   // focus the first empty field in the next frame
+	contentH           int    // the page's height in the last frame
 }
 
 const maxNameLen = 32
@@ -219,26 +221,42 @@ func (a *App) layoutStart(gtx layout.Context) {
 		return a.layoutStartCard(gtx, wide)
 	})
 	gtx.Constraints = layout.Exact(size)
+	// Centre the page (a little above the middle) when it fits; the
+	// height is the last frame's, and a change asks for another frame.
+	minTop := gtx.Dp(18)
+	top := max(minTop, (size.Y-s.contentH)*2/5)
+	total := 0
 	ls.Layout(gtx, len(items), func(gtx layout.Context, i int) layout.Dimensions {
-		top := unit.Dp(0)
-		if i == 0 {
-			top = 40
-			if size.Y < gtx.Dp(640) {
-				top = 20
-			}
-		}
-		bottom := unit.Dp(16)
+		t := unit.Dp(0)
+		bottom := unit.Dp(14)
 		if i == len(items)-1 {
-			bottom = 32
+			bottom = 24
 		}
-		return layout.Inset{Top: top, Bottom: bottom}.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
-			return layout.Center.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
+		d := layout.Inset{Top: t, Bottom: bottom}.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
+			if i == 0 {
+				defer opOffset(gtx, image.Pt(0, top)).Pop()
+			}
+			d := layout.Center.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
 				gtx.Constraints.Min.X = cardW
 				gtx.Constraints.Max.X = cardW
 				return items[i](gtx)
 			})
+			if i == 0 {
+				d.Size.Y += top
+			}
+			return d
 		})
+		if i == 0 {
+			total += d.Size.Y - top
+		} else {
+			total += d.Size.Y
+		}
+		return d
 	})
+	if total != s.contentH && s.list.Position.First == 0 && s.list.Position.Count == len(items) {
+		s.contentH = total
+		gtx.Execute(op.InvalidateCmd{})
+	}
 
 	if s.focusFirst {
 		s.focusFirst = false
@@ -267,20 +285,34 @@ func (a *App) layoutStart(gtx layout.Context) {
 	}
 }
 
-// layoutBrand is the logo line above the card.
+// layoutBrand is the logo line above the card: the mark, the name and
+// what Parley is (below the name when narrow).
 func (a *App) layoutBrand(gtx layout.Context) layout.Dimensions {
-	return layout.Flex{Axis: layout.Vertical, Alignment: layout.Middle}.Layout(gtx,
-		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
-			return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
-				layout.Rigid(func(gtx layout.Context) layout.Dimensions {
-					return a.layoutLogo(gtx, 34)
-				}),
-				layout.Rigid(layout.Spacer{Width: 10}.Layout),
-				layout.Rigid(bold(a.label(sizeTitle, colText, "Parley")).Layout),
-			)
-		}),
+	title := func(gtx layout.Context) layout.Dimensions {
+		return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+			layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+				return a.layoutLogo(gtx, 30)
+			}),
+			layout.Rigid(layout.Spacer{Width: 10}.Layout),
+			layout.Rigid(bold(a.label(sizeTitle, colText, "Parley")).Layout),
+		)
+	}
+	tagline := a.label(sizeBody, colTextDim, "Video, voice and chat on a server you run.")
+	if gtx.Constraints.Max.X >= gtx.Dp(600) {
+		return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+			layout.Rigid(title),
+			layout.Rigid(layout.Spacer{Width: 16}.Layout),
+			layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+				d := tagline.Layout(gtx)
+				d.Baseline = 0
+				return layout.Dimensions{Size: d.Size}
+			}),
+		)
+	}
+	return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+		layout.Rigid(title),
 		layout.Rigid(layout.Spacer{Height: 6}.Layout),
-		layout.Rigid(a.label(sizeBody, colTextDim, "Video, voice and chat on a server you run.").Layout),
+		layout.Rigid(tagline.Layout),
 	)
 }
 
@@ -395,7 +427,7 @@ func (a *App) closeButton(gtx layout.Context, clk *widget.Clickable, p image.Poi
 func (a *App) layoutStartCard(gtx layout.Context, wide bool) layout.Dimensions {
 	s := &a.start
 	w := gtx.Constraints.Max.X
-	pad := gtx.Dp(28)
+	pad := gtx.Dp(24)
 	if !wide {
 		pad = gtx.Dp(20)
 	}
@@ -411,8 +443,13 @@ func (a *App) layoutStartCard(gtx layout.Context, wide bool) layout.Dimensions {
 		if wide {
 			colW := (inner - gtx.Dp(57)) / 2
 			return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
-				layout.Rigid(nameField),
-				layout.Rigid(layout.Spacer{Height: 22}.Layout),
+				layout.Rigid(a.layoutNameRow),
+				layout.Rigid(layout.Spacer{Height: 20}.Layout),
+				layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+					fillRect(gtx.Ops, image.Rect(0, 0, inner, gtx.Dp(1)), colBorder)
+					return layout.Dimensions{Size: image.Pt(inner, gtx.Dp(1))}
+				}),
+				layout.Rigid(layout.Spacer{Height: 20}.Layout),
 				layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 					jc, jd := measure(withWidth(gtx, colW), a.layoutJoinForm)
 					hc, hd := measure(withWidth(gtx, colW), a.layoutHostForm)
@@ -444,6 +481,34 @@ func (a *App) layoutStartCard(gtx layout.Context, wide bool) layout.Dimensions {
 	strokeRRect(gtx.Ops, r, gtx.Dp(14), gtx.Dp(1), withAlpha(colBorder, 0xa0))
 	place(gtx.Ops, call, image.Pt(pad, pad))
 	return layout.Dimensions{Size: r.Max}
+}
+
+// layoutNameRow is the name field with its title on its left, for the
+// wide card.
+func (a *App) layoutNameRow(gtx layout.Context) layout.Dimensions {
+	s := &a.start
+	tc, td := measure(gtx, bold(a.label(sizeHeading, colText, "Your name")).Layout)
+	x := td.Size.X + gtx.Dp(16)
+	fgtx := gtx
+	fgtx.Constraints.Min = image.Point{}
+	fgtx.Constraints.Max.X = min(gtx.Dp(300), gtx.Constraints.Max.X-x)
+	if s.busy {
+		fgtx = fgtx.Disabled()
+	}
+	fc, fd := measure(fgtx, func(gtx layout.Context) layout.Dimensions {
+		return a.field(gtx, &s.name, "How others see you, e.g. ada", s.nameErr != "")
+	})
+	place(gtx.Ops, tc, image.Pt(0, (fd.Size.Y-td.Size.Y)/2))
+	place(gtx.Ops, fc, image.Pt(x, 0))
+	h := fd.Size.Y
+	if s.nameErr != "" {
+		ex := x + fd.Size.X + gtx.Dp(12)
+		egtx := gtx
+		egtx.Constraints.Max.X = max(gtx.Constraints.Max.X-ex, 0)
+		ec, ed := measure(egtx, a.label(sizeSmall, colErrorText, s.nameErr).Layout)
+		place(gtx.Ops, ec, image.Pt(ex, (h-ed.Size.Y)/2))
+	}
+	return layout.Dimensions{Size: image.Pt(gtx.Constraints.Max.X, h)}
 }
 
 func withWidth(gtx layout.Context, w int) layout.Context {
@@ -485,13 +550,13 @@ func (a *App) layoutJoinForm(gtx layout.Context) layout.Dimensions {
 	inv := strings.TrimSpace(s.invite.Text())
 	ch := []layout.FlexChild{
 		layout.Rigid(a.sectionTitle("Join a room", "With the invite link the host sent you.")),
-		layout.Rigid(layout.Spacer{Height: 16}.Layout),
+		layout.Rigid(layout.Spacer{Height: 12}.Layout),
 		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 			return a.formField(gtx, "Invite link", &s.invite, "parley://host:7700/room?fp=…", s.inviteErr)
 		}),
 	}
 	if len(s.recent) > 0 {
-		ch = append(ch, layout.Rigid(layout.Spacer{Height: 8}.Layout),
+		ch = append(ch, layout.Rigid(layout.Spacer{Height: 6}.Layout),
 			layout.Rigid(a.layoutRecent))
 	}
 	ch = append(ch,
@@ -501,7 +566,7 @@ func (a *App) layoutJoinForm(gtx layout.Context) layout.Dimensions {
 		}),
 	)
 	if s.tofuFor != "" && inv == s.tofuFor {
-		ch = append(ch, layout.Rigid(layout.Spacer{Height: 12}.Layout),
+		ch = append(ch, layout.Rigid(layout.Spacer{Height: 8}.Layout),
 			layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 				cb := material.CheckBox(a.th, &s.tofu, "Trust this server on first use")
 				cb.Color = colText
@@ -513,7 +578,7 @@ func (a *App) layoutJoinForm(gtx layout.Context) layout.Dimensions {
 				return cb.Layout(gtx)
 			}))
 	}
-	ch = append(ch, layout.Rigid(layout.Spacer{Height: 18}.Layout),
+	ch = append(ch, layout.Rigid(layout.Spacer{Height: 14}.Layout),
 		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 			if s.busy && s.pendingInvite != "" {
 				return a.layoutBusy(gtx)
@@ -529,7 +594,7 @@ func (a *App) layoutHostForm(gtx layout.Context) layout.Dimensions {
 	s := &a.start
 	return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 		layout.Rigid(a.sectionTitle("Host a room", "On this computer. You get a link to share.")),
-		layout.Rigid(layout.Spacer{Height: 16}.Layout),
+		layout.Rigid(layout.Spacer{Height: 12}.Layout),
 		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 			return a.formField(gtx, "Room name (optional)", &s.room, "lobby", "")
 		}),
@@ -548,37 +613,52 @@ func (a *App) layoutHostForm(gtx layout.Context) layout.Dimensions {
 	)
 }
 
-// layoutRecent lists the recent invite links to pick from.
+// layoutRecent offers the recent invite links as chips, as many as fit
+// on one line.
 func (a *App) layoutRecent(gtx layout.Context) layout.Dimensions {
 	s := &a.start
-	ch := []layout.FlexChild{
-		layout.Rigid(a.label(sizeTiny, colTextFaint, "RECENT").Layout),
-		layout.Rigid(layout.Spacer{Height: 2}.Layout),
-	}
+	w := gtx.Constraints.Max.X
+	h := gtx.Dp(26)
+	lc, ld := measure(gtx, a.line(sizeTiny, colTextFaint, "Recent").Layout)
+	place(gtx.Ops, lc, image.Pt(0, (h-ld.Size.Y)/2))
+	x := ld.Size.X + gtx.Dp(8)
 	for i := range s.recent {
-		ch = append(ch, layout.Rigid(func(gtx layout.Context) layout.Dimensions {
-			clk := &s.recentBtns[i]
-			if s.busy {
-				gtx = gtx.Disabled()
+		clk := &s.recentBtns[i]
+		cgtx := gtx
+		if s.busy {
+			cgtx = cgtx.Disabled()
+		}
+		cgtx.Constraints = layout.Constraints{Max: image.Pt(w-x, h)}
+		padX := gtx.Dp(10)
+		room := max(w-x-2*padX-gtx.Dp(20), 0)
+		tgtx := cgtx
+		tgtx.Constraints.Max.X = 1 << 20
+		tc, td := measure(tgtx, a.line(sizeSmall, colAccentHi, s.recentText[i]).Layout)
+		if td.Size.X > room {
+			if i > 0 || room < gtx.Dp(60) {
+				break // no room: only the first chip may be cut
 			}
-			w := gtx.Constraints.Max.X
-			h := gtx.Dp(28)
-			return clk.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
-				r := image.Rect(0, 0, w, h)
-				if clk.Hovered() {
-					fillRRect(gtx.Ops, r, gtx.Dp(6), colSurface2)
-				}
-				iconAt(gtx, a.ic.link, image.Pt(gtx.Dp(14), h/2), 16, colTextFaint)
-				lgtx := gtx
-				lgtx.Constraints = layout.Constraints{Max: image.Pt(w-gtx.Dp(34), h)}
-				call, d := measure(lgtx, a.line(sizeSmall, colAccentHi, s.recentText[i]).Layout)
-				place(gtx.Ops, call, image.Pt(gtx.Dp(28), (h-d.Size.Y)/2))
-				hoverCursor(gtx.Ops, r)
-				return layout.Dimensions{Size: r.Max}
-			})
-		}))
+			tgtx.Constraints.Max.X = room
+			tc, td = measure(tgtx, a.line(sizeSmall, colAccentHi, s.recentText[i]).Layout)
+		}
+		cw := td.Size.X + 2*padX + gtx.Dp(20)
+		st := opOffset(gtx, image.Pt(x, 0))
+		clk.Layout(cgtx, func(gtx layout.Context) layout.Dimensions {
+			r := image.Rect(0, 0, cw, h)
+			bg := colSurface2
+			if clk.Hovered() {
+				bg = colSurface3
+			}
+			fillRRect(gtx.Ops, r, h/2, bg)
+			iconAt(gtx, a.ic.link, image.Pt(padX+gtx.Dp(7), h/2), 14, colTextFaint)
+			place(gtx.Ops, tc, image.Pt(padX+gtx.Dp(20), (h-td.Size.Y)/2))
+			hoverCursor(gtx.Ops, r)
+			return layout.Dimensions{Size: r.Max}
+		})
+		st.Pop()
+		x += cw + gtx.Dp(6)
 	}
-	return layout.Flex{Axis: layout.Vertical}.Layout(gtx, ch...)
+	return layout.Dimensions{Size: image.Pt(w, h)}
 }
 
 // layoutBusy replaces a form's button while joining or hosting.
