@@ -108,6 +108,7 @@ type App struct {
 	notices  []notice // dismissable notices, oldest first
 	noticeID int
 	title    string // the window title set last
+	ended    bool   // the last call ended; its late events are ignored
 }
 
 // NewApp returns the window's state for b. Call Run with a window, or
@@ -289,8 +290,25 @@ func (a *App) startMode() {
 	}
 }
 
+// live reports whether events about a call are for the window: not after
+// the call ended (by Leave, Cancel or the backend's Left) until the next
+// Join or Host — the backend's last words about an old call are not.
+func (a *App) live() bool { return !a.ended }
+
 // apply changes the state by one backend event.
 func (a *App) apply(e Event) {
+	switch e.(type) {
+	case Left:
+	case Error:
+		if !a.live() {
+			a.tr.error(e.(Error))
+			return
+		}
+	default:
+		if !a.live() {
+			return
+		}
+	}
 	switch e := e.(type) {
 	case Joined:
 		a.onJoined(e)
@@ -353,14 +371,27 @@ func (a *App) onError(e Error) {
 	a.addNotice(e)
 }
 
-// showBanner puts an error on the start screen.
+// showBanner puts an error on the start screen, and on the field it is
+// about.
 func (a *App) showBanner(e Error) {
 	a.banner = &e
-	a.start.busy = false
+	s := &a.start
+	s.busy = false
+	switch e.Kind {
+	case ErrNameTaken:
+		s.nameErr = "Someone in the room has this name — pick another."
+		s.focus = &s.name
+	case ErrBadInvite:
+		s.inviteErr = "Not a Parley invite link."
+		s.focus = &s.invite
+	case ErrBadPassword:
+		s.focus = &s.password
+	}
 }
 
 // endCall goes back to the start screen and forgets the call.
 func (a *App) endCall() {
+	a.ended = true
 	a.screen = screenStart
 	a.start.busy = false
 	a.call.reset()
@@ -369,6 +400,7 @@ func (a *App) endCall() {
 
 // beginJoin asks the backend to join and shows the start screen busy.
 func (a *App) beginJoin(req JoinRequest) {
+	a.ended = false
 	a.banner = nil
 	a.call.reset()
 	a.start.busy = true
@@ -381,6 +413,7 @@ func (a *App) beginJoin(req JoinRequest) {
 // beginHost asks the backend to host a room and shows the start screen
 // busy.
 func (a *App) beginHost(req HostRequest) {
+	a.ended = false
 	a.banner = nil
 	a.call.reset()
 	a.start.busy = true

@@ -131,7 +131,15 @@ func (a *App) layoutCall(gtx layout.Context) {
 	l := a.regions(gtx)
 
 	if !l.grid.Empty() && l.panel.Dx() < a.size.X {
-		a.layoutGrid(gtx, l.grid)
+		grid := l.grid
+		if len(a.call.members) <= 1 && a.call.invite != "" {
+			// Alone: a card under the tile says how to invite.
+			if call, d, ok := a.layoutAlone(gtx, l.grid); ok {
+				grid.Max.Y -= d.Size.Y + gtx.Dp(12)
+				place(gtx.Ops, call, image.Pt(l.grid.Min.X+(l.grid.Dx()-d.Size.X)/2, l.grid.Max.Y-d.Size.Y))
+			}
+		}
+		a.layoutGrid(gtx, grid)
 	} else {
 		a.call.tiles.trace = a.call.tiles.trace[:0]
 		if !equalTiles(a.call.tiles.trace, a.call.tiles.last) {
@@ -176,9 +184,7 @@ func (a *App) layoutTopBar(gtx layout.Context) layout.Dimensions {
 	right := size.X - pad
 	if c.invite != "" {
 		if c.copyBtn.Clicked(gtx) {
-			gtx.Execute(clipboard.WriteCmd{Type: "application/text", Data: io.NopCloser(strings.NewReader(c.invite))})
-			c.copiedUntil = gtx.Now.Add(2 * time.Second)
-			gtx.Execute(op.InvalidateCmd{At: c.copiedUntil})
+			a.copyInvite(gtx)
 		}
 		copied := gtx.Now.Before(c.copiedUntil)
 		txt, ic := "Copy", a.ic.copy
@@ -252,6 +258,56 @@ func (a *App) layoutTopBar(gtx layout.Context) layout.Dimensions {
 	})
 	place(gtx.Ops, call, image.Pt(pad, (size.Y-d.Size.Y)/2))
 	return layout.Dimensions{Size: size}
+}
+
+// copyInvite puts the invite link on the clipboard and shows "Copied"
+// for two seconds.
+func (a *App) copyInvite(gtx layout.Context) {
+	c := &a.call
+	gtx.Execute(clipboard.WriteCmd{Type: "application/text", Data: io.NopCloser(strings.NewReader(c.invite))})
+	c.copiedUntil = gtx.Now.Add(2 * time.Second)
+	gtx.Execute(op.InvalidateCmd{At: c.copiedUntil})
+}
+
+// layoutAlone records the card that says how to invite others, shown
+// under the grid while the member is alone in the room; ok is false when
+// there is no room for it.
+func (a *App) layoutAlone(gtx layout.Context, area image.Rectangle) (op.CallOp, layout.Dimensions, bool) {
+	c := &a.call
+	if c.copyBtn2.Clicked(gtx) {
+		a.copyInvite(gtx)
+	}
+	w := min(area.Dx(), gtx.Dp(480))
+	if w < gtx.Dp(260) || area.Dy() < gtx.Dp(220) {
+		return op.CallOp{}, layout.Dimensions{}, false
+	}
+	m := op.Record(gtx.Ops)
+	pad := gtx.Dp(14)
+	copied := gtx.Now.Before(c.copiedUntil)
+	txt, ic, bg := "Copy invite link", a.ic.copy, colAccent
+	if copied {
+		txt, ic, bg = "Copied", a.ic.check, rgb(0x2f8f5f)
+	}
+	bc, bd := measure(gtx, func(gtx layout.Context) layout.Dimensions {
+		return a.layoutButton(gtx, button{clk: &c.copyBtn2, icon: ic, text: txt, bg: bg, fg: rgb(0xffffff),
+			hover: colAccentHi, height: 34, padX: 14, size: sizeSmall, minW: 150})
+	})
+	tgtx := gtx
+	tgtx.Constraints = layout.Constraints{Max: image.Pt(w-3*pad-bd.Size.X, gtx.Dp(200))}
+	tc, td := measure(tgtx, func(gtx layout.Context) layout.Dimensions {
+		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(bold(a.label(sizeBody, colText, "You’re the only one here")).Layout),
+			layout.Rigid(layout.Spacer{Height: 2}.Layout),
+			layout.Rigid(a.label(sizeSmall, colTextDim, "Send the invite link to the people you want in the call.").Layout),
+		)
+	})
+	h := max(td.Size.Y, bd.Size.Y) + 2*pad
+	r := image.Rect(0, 0, w, h)
+	fillRRect(gtx.Ops, r, gtx.Dp(12), colSurface)
+	strokeRRect(gtx.Ops, r, gtx.Dp(12), gtx.Dp(1), colBorder)
+	place(gtx.Ops, tc, image.Pt(pad+gtx.Dp(4), (h-td.Size.Y)/2))
+	place(gtx.Ops, bc, image.Pt(w-pad-bd.Size.X, (h-bd.Size.Y)/2))
+	return m.Stop(), layout.Dimensions{Size: r.Max}, true
 }
 
 // colorOp records a colour, as text widgets take it.

@@ -81,7 +81,8 @@ type callState struct {
 
 	inviteEd    widget.Editor
 	copyBtn     widget.Clickable
-	copyRect    image.Rectangle // where Copy was drawn, in window pixels
+	copyBtn2    widget.Clickable // the one over the grid while alone
+	copyRect    image.Rectangle  // where Copy was drawn, in window pixels
 	copiedUntil time.Time
 
 	focusEditor bool // give the chat editor focus in the next frame

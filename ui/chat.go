@@ -57,6 +57,13 @@ func (c *chatState) reset() {
 	c.unseen = 0
 }
 
+// maxChatLines is how many lines the panel keeps; beyond, the oldest
+// chatDrop go.
+const (
+	maxChatLines = 5000
+	chatDrop     = 1000
+)
+
 // groupGap is how far apart two messages of one sender may be and still
 // share a header.
 const groupGap = 5 * time.Minute
@@ -69,6 +76,13 @@ func (c *chatState) add(a *App, l ChatLine) {
 		if l.Kind == LineText && p.Kind == LineText && p.From == l.From && l.Time.Sub(p.Time) < groupGap {
 			it.header = false
 		}
+	}
+	if len(c.items) >= maxChatLines {
+		n := copy(c.items, c.items[chatDrop:])
+		clear(c.items[n:])
+		c.items = c.items[:n]
+		c.items[0].header = true
+		c.list.Position.First = max(c.list.Position.First-chatDrop, 0)
 	}
 	c.items = append(c.items, it)
 	if c.list.Position.BeforeEnd {

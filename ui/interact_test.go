@@ -666,3 +666,20 @@ func TestBindInvalidate(t *testing.T) {
 	got() // no window yet: nothing happens
 	a.Invalidate()
 }
+
+// TestFrameAllocations checks that a call's frames allocate a bounded
+// amount that does not grow with time (video pictures, chat lines and
+// tiles reuse their memory).
+func TestFrameAllocations(t *testing.T) {
+	hs := callHarness(t, 960, 600, people(9), chatLines()...)
+	hs.frames(10)
+	first := testing.AllocsPerRun(20, hs.frame)
+	hs.frames(200)
+	later := testing.AllocsPerRun(20, hs.frame)
+	if later > first {
+		t.Errorf("allocations per frame grew from %v to %v", first, later)
+	}
+	if first > 200 {
+		t.Errorf("%v allocations per frame, want at most 200", first)
+	}
+}

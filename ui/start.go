@@ -35,9 +35,10 @@ type startState struct {
 	tofuFor string
 
 	nameErr, inviteErr string
-	focusedName        string // the editor last traced as focused
-	focusFirst         bool   // focus the first empty field in the next frame
-	contentH           int    // the page's height in the last frame
+	focusedName        string         // the editor last traced as focused
+	focusFirst         bool           // focus the first empty field in the next frame
+	contentH           int            // the page's height in the last frame
+	focus              *widget.Editor // to focus in the next frame
 }
 
 const maxNameLen = 32
@@ -181,7 +182,7 @@ func (a *App) handleStart(gtx layout.Context) {
 	}
 	if s.cancel.Clicked(gtx) && s.busy {
 		a.b.Leave()
-		s.busy = false
+		a.endCall()
 	}
 	if s.dismiss.Clicked(gtx) {
 		a.banner = nil
@@ -258,6 +259,10 @@ func (a *App) layoutStart(gtx layout.Context) {
 		gtx.Execute(op.InvalidateCmd{})
 	}
 
+	if s.focus != nil {
+		gtx.Execute(key.FocusCmd{Tag: s.focus})
+		s.focus = nil
+	}
 	if s.focusFirst {
 		s.focusFirst = false
 		switch {
