@@ -144,8 +144,15 @@ func (a *App) Invalidate() {
 }
 
 // post queues an event from the backend for the frame loop and wakes it.
+// A Status replaces a Status still queued, so that a window that draws
+// no frames (minimised) does not pile them up.
 func (a *App) post(e Event) {
 	a.mu.Lock()
+	if _, ok := e.(Status); ok && len(a.inbox) > 0 {
+		if _, last := a.inbox[len(a.inbox)-1].(Status); last {
+			a.inbox = a.inbox[:len(a.inbox)-1]
+		}
+	}
 	a.inbox = append(a.inbox, e)
 	w := a.win
 	a.mu.Unlock()
@@ -237,6 +244,7 @@ func (a *App) drain() {
 	for i, e := range evs {
 		a.apply(e)
 		evs[i] = nil
+		a.traceScreen()
 	}
 	a.spare = evs[:0]
 }
@@ -251,10 +259,7 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 	}
 	a.drain()
 	fillRect(gtx.Ops, image.Rectangle{Max: a.size}, colBg)
-	if a.traced != a.screen {
-		a.traced = a.screen
-		a.tr.screen(a.screen)
-	}
+	a.traceScreen()
 	switch a.screen {
 	case screenCall:
 		a.layoutCall(gtx)
@@ -262,6 +267,14 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 		a.layoutStart(gtx)
 	}
 	return layout.Dimensions{Size: a.size}
+}
+
+// traceScreen traces the screen when it changed.
+func (a *App) traceScreen() {
+	if a.traced != a.screen {
+		a.traced = a.screen
+		a.tr.screen(a.screen)
+	}
 }
 
 // wantTitle is the window title for the current state.

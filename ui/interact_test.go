@@ -560,11 +560,11 @@ func TestTrace(t *testing.T) {
 	for _, l := range lines {
 		types = append(types, l.Type)
 	}
-	want := []string{"screen", "focus", "invite", "status", "screen", "tiles", "focus", "chat", "chat", "tiles", "error"}
+	want := []string{"screen", "focus", "invite", "screen", "status", "tiles", "focus", "chat", "chat", "tiles", "error"}
 	if !reflect.DeepEqual(types, want) {
 		t.Fatalf("trace types = %v, want %v", types, want)
 	}
-	if lines[0].Screen != "start" || lines[1].Widget != "name" || lines[4].Screen != "call" || lines[6].Widget != "chat-editor" {
+	if lines[0].Screen != "start" || lines[1].Widget != "name" || lines[3].Screen != "call" || lines[6].Widget != "chat-editor" {
 		t.Errorf("trace: %+v", lines[:7])
 	}
 	if l := lines[7]; l.From != "bob" || l.Text != "hi ada" || l.Kind != "text" {

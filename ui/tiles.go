@@ -128,7 +128,11 @@ func (a *App) layoutTile(gtx layout.Context, r image.Rectangle, ref tileRef) boo
 		}
 	} else {
 		fillRect(gtx.Ops, box, colSurface2)
-		a.layoutInitials(gtx, size, m.Name, m.initials, small)
+		if ref.screen {
+			a.layoutScreenWaiting(gtx, size, m)
+		} else {
+			a.layoutInitials(gtx, size, m.Name, m.initials, small)
+		}
 	}
 	cl.Pop()
 
@@ -144,23 +148,50 @@ func (a *App) layoutTile(gtx layout.Context, r image.Rectangle, ref tileRef) boo
 // layoutInitials draws the name's initials in a coloured circle in the
 // middle of the tile.
 func (a *App) layoutInitials(gtx layout.Context, size image.Point, name, initials string, small bool) {
-	d := min(size.Y*42/100, size.X*30/100, gtx.Dp(128))
-	if d < gtx.Dp(24) {
-		d = min(gtx.Dp(24), size.Y-4)
+	// The circle sits in the space above the name strip.
+	stripH := gtx.Dp(36)
+	if small {
+		stripH = gtx.Dp(30)
 	}
-	c := image.Pt(size.X/2, size.Y/2)
+	space := size.Y - stripH
+	d := min(space*70/100, size.X*30/100, gtx.Dp(128))
 	if !small {
-		c.Y -= gtx.Dp(8)
+		d = min(size.Y*42/100, size.X*30/100, gtx.Dp(128))
+	}
+	if d < gtx.Dp(18) {
+		return // too small a tile: the name says who it is
+	}
+	c := image.Pt(size.X/2, size.Y/2-gtx.Dp(8))
+	if small {
+		c.Y = space / 2
 	}
 	fillCircle(gtx.Ops, c, d/2, avatarColor(name))
-	ts := unit.Sp(float32(d) / gtx.Metric.PxPerSp * 0.40)
-	if gtx.Metric.PxPerSp == 0 {
-		ts = unit.Sp(float32(d) * 0.40)
+	ts := unit.Sp(float32(d) * 0.40)
+	if gtx.Metric.PxPerSp > 0 {
+		ts = unit.Sp(float32(d) / gtx.Metric.PxPerSp * 0.40)
 	}
 	lgtx := gtx
 	lgtx.Constraints = layout.Constraints{Max: image.Pt(d, d)}
 	call, ld := measure(lgtx, medium(a.line(ts, rgb(0xffffff), initials)).Layout)
 	place(gtx.Ops, call, c.Sub(image.Pt(ld.Size.X/2, ld.Size.Y/2)))
+}
+
+// layoutScreenWaiting fills a screen tile that has no picture yet.
+func (a *App) layoutScreenWaiting(gtx layout.Context, size image.Point, m *member) {
+	txt := "Waiting for " + m.Name + "’s screen…"
+	if m.Self {
+		txt = "You are sharing your screen"
+	}
+	is := unit.Dp(40)
+	if size.Y < gtx.Dp(140) {
+		is = 24
+	}
+	c := image.Pt(size.X/2, size.Y/2-gtx.Dp(14))
+	iconAt(gtx, a.ic.screen, c, is, colTextFaint)
+	lgtx := gtx
+	lgtx.Constraints = layout.Constraints{Max: image.Pt(size.X-gtx.Dp(24), gtx.Dp(40))}
+	call, d := measure(lgtx, a.line(sizeSmall, colTextDim, txt).Layout)
+	place(gtx.Ops, call, image.Pt((size.X-d.Size.X)/2, c.Y+gtx.Dp(is)/2+gtx.Dp(8)))
 }
 
 // layoutNameStrip draws the name on a translucent strip at the bottom
