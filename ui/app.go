@@ -327,13 +327,30 @@ func (a *App) apply(e Event) {
 		a.onJoined(e)
 	case Hosting:
 		a.call.hosting = true
-		a.call.hostAddr = e.Addr
 		a.setInvite(e.Invite)
 	case Left:
 		wasIn := a.screen == screenCall || a.start.busy
+		joining := a.screen == screenStart && a.start.busy
+		// A join that failed with an error not marked fatal still
+		// explains itself on the start screen.
+		var why *Error
+		for i := len(a.notices) - 1; i >= 0 && joining; i-- {
+			if a.notices[i].err.Kind != ErrNoDevice {
+				why = &a.notices[i].err
+				break
+			}
+		}
+		var banner Error
+		switch {
+		case !wasIn || a.banner != nil:
+		case why != nil:
+			banner = *why
+		case e.Err != nil:
+			banner = Error{Kind: ErrOther, Message: e.Err.Error(), Fatal: true}
+		}
 		a.endCall()
-		if e.Err != nil && wasIn && a.banner == nil {
-			a.showBanner(Error{Kind: ErrOther, Message: e.Err.Error(), Fatal: true})
+		if banner != (Error{}) {
+			a.showBanner(banner)
 		}
 	case Status:
 		a.call.setStatus(a, e)
@@ -356,8 +373,6 @@ func (a *App) apply(e Event) {
 
 func (a *App) onJoined(e Joined) {
 	a.call.room = e.Room
-	a.call.selfName = e.Name
-	a.call.server = e.Server
 	if e.Invite != "" {
 		a.setInvite(e.Invite)
 	}
@@ -371,12 +386,15 @@ func (a *App) onJoined(e Joined) {
 	}
 }
 
+// onError shows an error: a fatal one ends the call and explains itself
+// on the start screen; the others are notices (the call goes on, or the
+// join is still under way).
 func (a *App) onError(e Error) {
 	a.tr.error(e)
-	if e.Fatal || a.screen == screenStart && a.start.busy && e.Kind != ErrNoDevice {
-		if e.Kind == ErrUnknownServer {
-			a.start.tofuFor = a.start.pendingInvite
-		}
+	if e.Kind == ErrUnknownServer && a.start.busy {
+		a.start.tofuFor = a.start.pendingInvite
+	}
+	if e.Fatal {
 		a.endCall()
 		a.showBanner(e)
 		return

@@ -61,12 +61,11 @@ func (v *videoView) update(f *VideoFeed) bool {
 
 // callState is the call window's state, owned by the frame loop.
 type callState struct {
-	room, selfName, server string
-	invite                 string
-	hosting                bool
-	hostAddr               string
-	status                 Status
-	statusSeen             bool
+	room       string
+	invite     string // the link to give others ("" until known)
+	hosting    bool   // this process runs the room's relay
+	status     Status
+	statusSeen bool // a Status came since the call began
 
 	members []*member // in the order they joined; the member itself too
 
@@ -97,8 +96,7 @@ func (c *callState) init() {
 
 // reset forgets the call (the chat panel's widgets stay).
 func (c *callState) reset() {
-	c.room, c.selfName, c.server = "", "", ""
-	c.invite, c.hosting, c.hostAddr = "", false, ""
+	c.room, c.invite, c.hosting = "", "", false
 	c.inviteEd.SetText("")
 	c.status, c.statusSeen = Status{}, false
 	c.members = c.members[:0]

@@ -683,3 +683,23 @@ func TestFrameAllocations(t *testing.T) {
 		t.Errorf("%v allocations per frame, want at most 200", first)
 	}
 }
+
+// TestJoinFailsWithoutFatal: a join that ends (Left) after an error not
+// marked fatal shows that error on the start screen.
+func TestJoinFailsWithoutFatal(t *testing.T) {
+	hs := newHarness(t, 960, 600, Options{Start: StartJoin, Join: JoinRequest{Name: "ada", Invite: "parley://192.0.2.10:7700/team"}})
+	hs.frame()
+	hs.post(Error{Kind: ErrNoDevice, Message: "No camera found."}, Error{Kind: ErrNameTaken, Message: "ada is taken."})
+	hs.frame()
+	if !hs.app.start.busy || hs.app.banner != nil || len(hs.app.notices) != 2 {
+		t.Fatalf("non-fatal errors while joining: busy %v, banner %+v, notices %d", hs.app.start.busy, hs.app.banner, len(hs.app.notices))
+	}
+	hs.post(Left{})
+	hs.frames(2)
+	if b := hs.app.banner; b == nil || b.Kind != ErrNameTaken || hs.app.start.nameErr == "" {
+		t.Errorf("after Left: banner %+v, name error %q", b, hs.app.start.nameErr)
+	}
+	if !hs.r.Source().Focused(&hs.app.start.name) {
+		t.Error("the name field has no focus after the name was taken")
+	}
+}
