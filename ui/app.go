@@ -423,6 +423,9 @@ func (a *App) showBanner(e Error) {
 // endCall goes back to the start screen and forgets the call.
 func (a *App) endCall() {
 	a.ended = true
+	if a.screen != screenStart {
+		a.start.focusFirst = true
+	}
 	a.screen = screenStart
 	a.start.busy = false
 	a.call.reset()

@@ -261,7 +261,7 @@ func (a *App) layoutStart(gtx layout.Context) {
 
 	if s.focus != nil {
 		gtx.Execute(key.FocusCmd{Tag: s.focus})
-		s.focus = nil
+		s.focus, s.focusFirst = nil, false
 	}
 	if s.focusFirst {
 		s.focusFirst = false
