@@ -703,3 +703,28 @@ func TestJoinFailsWithoutFatal(t *testing.T) {
 		t.Error("the name field has no focus after the name was taken")
 	}
 }
+
+// TestCancelJoin: Cancel while joining leaves, and what the backend says
+// about the cancelled call afterwards is ignored.
+func TestCancelJoin(t *testing.T) {
+	hs := newHarness(t, 960, 600, Options{Start: StartJoin, Join: JoinRequest{Name: "ada", Invite: "parley://192.0.2.10:7700/team"}})
+	hs.frames(2)
+	hs.app.start.cancel.Click() // the button's place is not known to the test
+	hs.frame()
+	if !slices.Contains(hs.b.callList(), "leave") || hs.app.start.busy {
+		t.Fatalf("after Cancel: calls %v, busy %v", hs.b.callList(), hs.app.start.busy)
+	}
+	hs.post(callEvents(people(2))...)
+	hs.post(Left{})
+	hs.frame()
+	if hs.app.screen != screenStart || hs.app.banner != nil || len(hs.app.call.members) != 0 {
+		t.Errorf("late events of a cancelled join: screen %v, banner %+v, members %d", hs.app.screen, hs.app.banner, len(hs.app.call.members))
+	}
+	// A new join works.
+	hs.trySubmit(&hs.app.start.invite)
+	hs.post(callEvents(people(2))...)
+	hs.frame()
+	if hs.app.screen != screenCall || len(hs.b.joins) != 2 {
+		t.Errorf("a join after a cancel: screen %v, joins %d", hs.app.screen, len(hs.b.joins))
+	}
+}
