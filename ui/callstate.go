@@ -104,6 +104,8 @@ func (c *callState) reset() {
 	c.chat.reset()
 	c.tiles.reset()
 	c.ctl.menu = menuNone
+	// Each call opens with the chat showing (and its editor focused).
+	c.side.open, c.side.tab, c.side.unread = true, tabChat, 0
 	c.copiedUntil = time.Time{}
 	c.focusEditor = false
 }
