@@ -312,6 +312,8 @@ func (f *VideoFeed) Frames() uint64 {
 // image package use) into dst, which has its size.
 func yCbCrToRGBA(dst *image.RGBA, src *image.YCbCr) {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
+	// x0 is 1 when the picture starts in the middle of a chroma pair.
+	x0 := src.Rect.Min.X & 1
 	for y := range h {
 		yRow := src.Y[src.YOffset(src.Rect.Min.X, src.Rect.Min.Y+y):]
 		cOff := src.COffset(src.Rect.Min.X, src.Rect.Min.Y+y)
@@ -319,8 +321,8 @@ func yCbCrToRGBA(dst *image.RGBA, src *image.YCbCr) {
 		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
 		for x := range w {
 			yy := int32(yRow[x]) * 0x10101
-			b := int32(cb[x/2]) - 128
-			r := int32(cr[x/2]) - 128
+			b := int32(cb[(x+x0)/2]) - 128
+			r := int32(cr[(x+x0)/2]) - 128
 			R := (yy + 91881*r) >> 16
 			G := (yy - 22554*b - 46802*r) >> 16
 			B := (yy + 116130*b) >> 16
