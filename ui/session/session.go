@@ -47,6 +47,9 @@ type Config struct {
 	// Devices opens cameras, screens, microphones and speakers (default
 	// the real ones; tests give others).
 	Devices Opener
+	// OnHosting, if set, is told the invite link of a room this session
+	// hosts (parley prints it for the terminal).
+	OnHosting func(invite string)
 }
 
 // Session is a ui.Backend. Create it with New and give it the window's
@@ -167,6 +170,9 @@ func (s *Session) Host(req ui.HostRequest) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	local, _ := protocol.ParseInvite(srv.Invite(net.JoinHostPort("127.0.0.1", port), room))
 	s.emit(ui.Hosting{Invite: public, Addr: ln.Addr().String()})
+	if s.cfg.OnHosting != nil {
+		s.cfg.OnHosting(public)
+	}
 	s.start(local, ui.JoinRequest{Invite: public, Name: req.Name, Media: req.Media}, srv)
 }
 

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parleychat/parley/ui"
+)
+
+const usage = `usage: parley                          (the start screen)
+       parley --host [--room ROOM] [--name NAME] [--video V] [--audio A]
+       parley --join INVITE --name NAME [--password P] [--trust-on-first-use] [--video V] [--audio A]
+
+--video and --audio list what to send, tried in order: camera, testpattern or
+none; mic, tone or none (e.g. --video camera,testpattern). The default is the
+camera and the microphone; without them the call goes on without video or
+voice, and the window says so.`
+
+type options struct {
+	ui ui.Options
+}
+
+func parseArgs(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	host := fs.Bool("host", false, "host a room on this computer")
+	room := fs.String("room", "", "the room to host (default lobby)")
+	join := fs.String("join", "", "join the room of this invite link")
+	name := fs.String("name", "", "your name")
+	password := fs.String("password", os.Getenv("PARLEY_PASSWORD"), "the room's password")
+	tofu := fs.Bool("trust-on-first-use", false, "accept and remember the key of a server whose link has none")
+	videoList := fs.String("video", "", "video to send: camera, testpattern, none (a list, tried in order)")
+	audioList := fs.String("audio", "", "audio to send: mic, tone, none (a list, tried in order)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() != 0 {
+		return o, errors.New("unexpected argument " + fs.Arg(0))
+	}
+	media, err := mediaChoice(*videoList, *audioList)
+	if err != nil {
+		return o, err
+	}
+	o.ui.Media = media
+	if dir, err := os.UserConfigDir(); err == nil {
+		o.ui.PrefsPath = filepath.Join(dir, "parley", "app.json")
+	}
+	if trace := os.Getenv("PARLEY_UI_TRACE"); trace != "" {
+		// For end-to-end tests: what the window shows, as JSON lines.
+		f, err := os.Create(trace)
+		if err != nil {
+			return o, err
+		}
+		o.ui.Trace = f
+	}
+	switch {
+	case *host && *join != "":
+		return o, errors.New("--host and --join exclude each other")
+	case *host:
+		if *name == "" {
+			*name = defaultName()
+		}
+		o.ui.Start = ui.StartHost
+		o.ui.Host = ui.HostRequest{Room: *room, Name: *name, Media: media}
+	case *join != "":
+		if *name == "" {
+			return o, errors.New("--join needs --name")
+		}
+		o.ui.Start = ui.StartJoin
+		o.ui.Join = ui.JoinRequest{Invite: *join, Name: *name, Password: *password, TrustOnFirstUse: *tofu, Media: media}
+	default:
+		o.ui.Join = ui.JoinRequest{Name: *name}
+	}
+	return o, nil
+}
+
+// mediaChoice parses --video and --audio.
+func mediaChoice(videoList, audioList string) (ui.MediaChoice, error) {
+	var m ui.MediaChoice
+	for _, v := range splitList(videoList) {
+		if v != "camera" && v != "testpattern" && v != "none" {
+			return m, errors.New("--video takes camera, testpattern or none, not " + v)
+		}
+		m.Video = append(m.Video, v)
+	}
+	for _, a := range splitList(audioList) {
+		if a != "mic" && a != "tone" && a != "none" {
+			return m, errors.New("--audio takes mic, tone or none, not " + a)
+		}
+		m.Audio = append(m.Audio, a)
+	}
+	return m, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// defaultName is the user's login name, if it is a valid member name.
+func defaultName() string {
+	for _, v := range []string{os.Getenv("USER"), os.Getenv("LOGNAME")} {
+		if v != "" && !strings.ContainsAny(v, " \t") {
+			return v
+		}
+	}
+	return "host"
+}

@@ -1,0 +1,42 @@
+// Command parley is Parley's desktop client: video, voice and text in one
+// window, joining a room with an invite link or hosting one.
+//
+//	parley                                   the start screen
+//	parley --host [--room R] [--name N]      host a room on this computer
+//	parley --join INVITE --name N [--password P] [--trust-on-first-use]
+//	       [--video camera|testpattern|none,...] [--audio mic|tone|none,...]
+//
+// See the README for what the window does.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"gioui.org/app"
+
+	"github.com/parleychat/parley/ui"
+	"github.com/parleychat/parley/ui/session"
+)
+
+func main() {
+	opts, err := parseArgs(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	s := session.New(session.Config{OnHosting: func(invite string) { fmt.Println("invite:", invite) }})
+	opts.ui.BindInvalidate = s.SetInvalidate
+	a := ui.NewApp(s, opts.ui)
+	go func() {
+		err := a.Run(new(app.Window))
+		s.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "parley:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}()
+	app.Main()
+}
