@@ -10,11 +10,16 @@ BIN := bin
 # System packages the build and the tests need (Debian/Ubuntu names).
 # protocol and relay are pure Go; media needs libvpx, libopus and PortAudio
 # (cgo), and the tests play audio through a PulseAudio daemon with null
-# sinks and check what was encoded with ffmpeg.
+# sinks and check what was encoded with ffmpeg. The Gio window (ui,
+# cmd/parley) needs the X11, Wayland, EGL and Vulkan headers; its end-to-end
+# test runs it under Xvfb with Mesa's software renderer, types into it with
+# xdotool and takes screenshots with ImageMagick.
 DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev libasound2-dev \
-	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg xvfb imagemagick
+	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg \
+	libwayland-dev libx11-xcb-dev libxkbcommon-x11-dev libgles2-mesa-dev libegl1-mesa-dev libffi-dev \
+	libxcursor-dev libxfixes-dev libvulkan-dev libgl1-mesa-dri xvfb xdotool imagemagick
 
-.PHONY: all build run test deps vet fmt-check fuzz bench clean
+.PHONY: all build run run-terminal test deps vet fmt-check fuzz bench clean
 
 all: build
 
@@ -32,11 +37,21 @@ deps:
 	  else echo "missing system packages:$$missing (install them with apt-get)"; exit 1; fi; \
 	fi
 
-# run starts a local parleyd (data in $(DATA), listening on $(LISTEN)) and
-# joins its lobby with the terminal client; the printed invite link lets
-# others on the network join too. Leaving the client (/quit or Ctrl-D) stops
-# the server.
+# run opens the desktop app hosting the room "lobby" on port $(PORT), with
+# the camera and microphone (the test pattern and a tone where there are
+# none), and prints the invite link that others join with. Without a
+# display it runs parleyd and joins its lobby with the terminal client.
 run: deps build
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  echo "No display (DISPLAY and WAYLAND_DISPLAY are unset): running parleyd and the terminal client instead."; \
+	  exec $(MAKE) --no-print-directory run-terminal; fi; \
+	echo "Opening Parley, hosting the room lobby. Share the invite link printed below (the window has a Copy button)."; \
+	exec $(BIN)/parley --host --name "$(NAME)" --listen "$(LISTEN)" --video camera,testpattern --audio mic,tone
+
+# run-terminal starts a local parleyd (data in $(DATA), listening on
+# $(LISTEN)) and joins its lobby with the terminal client. Leaving the
+# client (/quit or Ctrl-D) stops the server.
+run-terminal: deps build
 	@mkdir -p "$(DATA)"; \
 	if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
 	  echo "port $(PORT) is in use: stop what runs there or use make run PORT=7701"; exit 1; fi; \

@@ -56,8 +56,9 @@ type HostRequest struct {
 }
 
 // MediaChoice says what to send at the start of a call. Each is a list of
-// sources tried in order: "camera", "testpattern", "none" for video;
-// "mic", "tone", "none" for audio. An empty list means the default:
+// sources tried in order: "camera" (or "camera:/dev/videoN"),
+// "testpattern", "none" for video; "mic" (or "mic:DEVICE"), "tone", "none"
+// for audio. An empty list means the default:
 // camera, mic.
 type MediaChoice struct {
 	Video []string

@@ -160,8 +160,16 @@ type proc struct {
 // a data race in its stderr, and logs its output if the test failed.
 func startProc(t testing.TB, name, path string, args, env []string, stdout, stderr sink) *proc {
 	t.Helper()
+	return startProcFiles(t, name, path, args, env, stdout, stderr, nil)
+}
+
+// startProcFiles is startProc with extra open files, which the process
+// gets as descriptors 3, 4, ...; the caller closes its copies.
+func startProcFiles(t testing.TB, name, path string, args, env []string, stdout, stderr sink, extra []*os.File) *proc {
+	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
+	cmd.ExtraFiles = extra
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = 10 * time.Second
 	stdin, err := cmd.StdinPipe()

@@ -12,16 +12,18 @@ import (
 )
 
 const usage = `usage: parley                          (the start screen)
-       parley --host [--room ROOM] [--name NAME] [--video V] [--audio A]
+       parley --host [--room ROOM] [--name NAME] [--listen ADDR] [--video V] [--audio A]
        parley --join INVITE --name NAME [--password P] [--trust-on-first-use] [--video V] [--audio A]
 
---video and --audio list what to send, tried in order: camera, testpattern or
-none; mic, tone or none (e.g. --video camera,testpattern). The default is the
-camera and the microphone; without them the call goes on without video or
-voice, and the window says so.`
+--video and --audio list what to send, tried in order: camera (or
+camera:/dev/videoN), testpattern or none; mic (or mic:DEVICE), tone or
+none (e.g. --video camera,testpattern). The default is the camera and the
+microphone; without them the call goes on without video or voice, and the
+window says so.`
 
 type options struct {
-	ui ui.Options
+	ui     ui.Options
+	listen string // where a hosted room listens
 }
 
 func parseArgs(args []string) (options, error) {
@@ -30,6 +32,7 @@ func parseArgs(args []string) (options, error) {
 	fs.SetOutput(io.Discard)
 	host := fs.Bool("host", false, "host a room on this computer")
 	room := fs.String("room", "", "the room to host (default lobby)")
+	fs.StringVar(&o.listen, "listen", ":7700", "where a hosted room listens (another free port if this one is taken)")
 	join := fs.String("join", "", "join the room of this invite link")
 	name := fs.String("name", "", "your name")
 	password := fs.String("password", os.Getenv("PARLEY_PASSWORD"), "the room's password")
@@ -83,14 +86,14 @@ func parseArgs(args []string) (options, error) {
 func mediaChoice(videoList, audioList string) (ui.MediaChoice, error) {
 	var m ui.MediaChoice
 	for _, v := range splitList(videoList) {
-		if v != "camera" && v != "testpattern" && v != "none" {
-			return m, errors.New("--video takes camera, testpattern or none, not " + v)
+		if v != "camera" && !strings.HasPrefix(v, "camera:") && v != "testpattern" && v != "none" {
+			return m, errors.New("--video takes camera, camera:/dev/videoN, testpattern or none, not " + v)
 		}
 		m.Video = append(m.Video, v)
 	}
 	for _, a := range splitList(audioList) {
-		if a != "mic" && a != "tone" && a != "none" {
-			return m, errors.New("--audio takes mic, tone or none, not " + a)
+		if a != "mic" && !strings.HasPrefix(a, "mic:") && a != "tone" && a != "none" {
+			return m, errors.New("--audio takes mic, mic:DEVICE, tone or none, not " + a)
 		}
 		m.Audio = append(m.Audio, a)
 	}

@@ -2,7 +2,7 @@
 // window, joining a room with an invite link or hosting one.
 //
 //	parley                                   the start screen
-//	parley --host [--room R] [--name N]      host a room on this computer
+//	parley --host [--room R] [--name N] [--listen ADDR]   host a room here
 //	parley --join INVITE --name N [--password P] [--trust-on-first-use]
 //	       [--video camera|testpattern|none,...] [--audio mic|tone|none,...]
 //
@@ -12,6 +12,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"gioui.org/app"
 
@@ -26,7 +28,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	s := session.New(session.Config{OnHosting: func(invite string) { fmt.Println("invite:", invite) }})
+	s := session.New(session.Config{
+		HostListen: opts.listen,
+		OnHosting:  func(invite string) { fmt.Println("invite:", invite) },
+	})
+	go func() {
+		// Ctrl-C in the terminal leaves the call as the Leave button does.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		s.Close()
+		os.Exit(0)
+	}()
 	opts.ui.BindInvalidate = s.SetInvalidate
 	a := ui.NewApp(s, opts.ui)
 	go func() {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/media"
@@ -129,55 +130,76 @@ func (c *activeCall) openDevices() {
 	if len(audioChoice) == 0 {
 		audioChoice = []string{"mic"}
 	}
+	// The first failure is the one worth telling: a later entry of the
+	// list is a fallback (the test pattern for a missing camera).
 	var videoErr error
+	videoOpened, videoFallback := false, false
 	for _, v := range videoChoice {
 		if v == "none" {
 			break
 		}
-		id := ""
-		if v == TestPattern {
-			id = TestPattern
-		}
+		id := choiceID(v, "camera")
 		src, err := s.cfg.Devices.Camera(id)
 		if err != nil {
-			videoErr = errors.Join(videoErr, err)
+			if videoErr == nil {
+				videoErr = err
+			}
 			continue
 		}
 		c.media.SetVideo(protocol.TrackCamera, src)
 		c.setSelection(func(sel *selection) { sel.camera, sel.cameraOn = id, true })
-		videoErr = nil
+		videoOpened, videoFallback = true, id == TestPattern
 		break
 	}
-	if videoErr != nil {
-		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "No camera could be opened (" + plainCause(videoErr) + "): the others see your initials."})
+	switch {
+	case videoErr != nil && videoOpened && videoFallback:
+		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(videoErr, "camera") + ": the others see a test pattern."})
+	case videoErr != nil && !videoOpened:
+		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(videoErr, "camera") + ": the others see your initials."})
 	}
 	var audioErr error
+	audioOpened, audioFallback := false, false
 	for _, a := range audioChoice {
 		if a == "none" {
 			break
 		}
-		id := ""
-		if a == TestTone {
-			id = TestTone
-		}
+		id := choiceID(a, "mic")
 		src, err := s.cfg.Devices.Microphone(id)
 		if err != nil {
-			audioErr = errors.Join(audioErr, err)
+			if audioErr == nil {
+				audioErr = err
+			}
 			continue
 		}
 		c.media.SetAudio(src)
 		c.setSelection(func(sel *selection) { sel.mic = id })
-		audioErr = nil
+		audioOpened, audioFallback = true, id == TestTone
 		break
 	}
-	if audioErr != nil {
-		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "No microphone could be opened (" + plainCause(audioErr) + "): the others cannot hear you."})
+	switch {
+	case audioErr != nil && audioOpened && audioFallback:
+		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(audioErr, "microphone") + ": the others hear a test tone."})
+	case audioErr != nil && !audioOpened:
+		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(audioErr, "microphone") + ": the others cannot hear you."})
 	}
 	if sink, err := s.cfg.Devices.Speaker(""); err != nil {
-		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "No speaker could be opened (" + plainCause(err) + "): you cannot hear the others."})
+		s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(err, "speaker") + ": you cannot hear the others."})
 	} else {
 		c.media.SetSpeaker(sink)
 	}
+}
+
+// choiceID turns an entry of a media choice into a device ID: "camera" is
+// the first camera (""), "camera:/dev/video2" that one; the test sources
+// are their own IDs.
+func choiceID(entry, generic string) string {
+	if entry == generic {
+		return ""
+	}
+	if id, ok := strings.CutPrefix(entry, generic+":"); ok {
+		return id
+	}
+	return entry
 }
 
 func (c *activeCall) setSelection(f func(*selection)) {
@@ -226,7 +248,7 @@ func (s *Session) SetCamera(on bool) {
 func (c *activeCall) openCamera(id string) {
 	src, err := c.s.cfg.Devices.Camera(id)
 	if err != nil {
-		c.s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "The camera could not be opened: " + plainCause(err) + "."})
+		c.s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(err, "camera") + "."})
 		return
 	}
 	c.media.SetVideo(protocol.TrackCamera, src)
@@ -252,7 +274,7 @@ func (s *Session) ShareScreen(on bool) {
 	go func() {
 		src, err := s.cfg.Devices.Screen()
 		if err != nil {
-			s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "The screen could not be shared: " + plainCause(err) + "."})
+			s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(err, "screen") + "."})
 			return
 		}
 		c.media.SetVideo(protocol.TrackScreen, src)
@@ -274,7 +296,7 @@ func (s *Session) SelectDevice(kind ui.DeviceKind, id string) {
 		case ui.Microphone:
 			src, err := s.cfg.Devices.Microphone(id)
 			if err != nil {
-				s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "The microphone could not be opened: " + plainCause(err) + "."})
+				s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(err, "microphone") + "."})
 				return
 			}
 			c.media.SetAudio(src)
@@ -283,11 +305,25 @@ func (s *Session) SelectDevice(kind ui.DeviceKind, id string) {
 		case ui.Speaker:
 			sink, err := s.cfg.Devices.Speaker(id)
 			if err != nil {
-				s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: "The speaker could not be opened: " + plainCause(err) + "."})
+				s.emit(ui.Error{Kind: ui.ErrNoDevice, Message: deviceProblem(err, "speaker") + "."})
 				return
 			}
 			c.media.SetSpeaker(sink)
 			c.setSelection(func(sel *selection) { sel.speaker = id })
 		}
 	}()
+}
+
+// deviceProblem says in a few plain words why a device did not open: "No
+// camera was found", or "The microphone could not be opened (busy)".
+func deviceProblem(err error, what string) string {
+	switch {
+	case errors.Is(err, device.ErrNoCamera), errors.Is(err, audiodev.ErrNoMicrophone), errors.Is(err, audiodev.ErrNoSpeaker):
+		return "No " + what + " was found"
+	case errors.Is(err, device.ErrNoDisplay):
+		return "The screen cannot be shared without an X11 display"
+	case what == "screen":
+		return "The screen could not be shared (" + plainCause(err) + ")"
+	}
+	return "The " + what + " could not be opened (" + plainCause(err) + ")"
 }

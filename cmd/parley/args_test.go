@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley/ui"
+)
+
+func TestParseArgs(t *testing.T) {
+	t.Setenv("PARLEY_PASSWORD", "")
+	t.Setenv("PARLEY_UI_TRACE", "")
+	o, err := parseArgs([]string{"--join", "parley://h:1/r?fp=x", "--name", "bob", "--video", "camera:/dev/video2,testpattern", "--audio", "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ui.Start != ui.StartJoin || o.ui.Join.Name != "bob" || o.ui.Join.Invite != "parley://h:1/r?fp=x" {
+		t.Errorf("--join: %+v", o.ui.Join)
+	}
+	if got := strings.Join(o.ui.Join.Media.Video, ","); got != "camera:/dev/video2,testpattern" {
+		t.Errorf("video choice = %q", got)
+	}
+	o, err = parseArgs([]string{"--host", "--room", "team", "--name", "alice", "--listen", "127.0.0.1:7800"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ui.Start != ui.StartHost || o.ui.Host.Room != "team" || o.ui.Host.Name != "alice" || o.listen != "127.0.0.1:7800" {
+		t.Errorf("--host: %+v, listen %q", o.ui.Host, o.listen)
+	}
+	o, err = parseArgs(nil)
+	if err != nil || o.ui.Start != ui.StartScreen || o.listen != ":7700" {
+		t.Errorf("no arguments: start %v, listen %q, err %v", o.ui.Start, o.listen, err)
+	}
+
+	for _, bad := range [][]string{
+		{"--host", "--join", "parley://h:1/r"},
+		{"--join", "parley://h:1/r"},
+		{"--video", "webcam"},
+		{"--audio", "speaker"},
+		{"extra"},
+	} {
+		if _, err := parseArgs(bad); err == nil {
+			t.Errorf("parseArgs(%q) accepted it", bad)
+		}
+	}
+}
