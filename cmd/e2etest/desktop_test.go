@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/media/video"
+	"github.com/parleychat/parley/protocol"
+	"github.com/parleychat/parley/relay/relaytest"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "copy the desktop call's screenshot to docs/screenshot-call.png")
@@ -253,8 +255,20 @@ func TestDesktopCall(t *testing.T) {
 	bob := startClient(t, srv.invite, "bob", "", "--send-video", "testpattern", "--send-audio", "tone", "--record", rec)
 	bob.waitConnected(t)
 
+	// alice reaches parleyd through a link the test can cut.
+	link, err := relaytest.NewLink(srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(link.Close)
+	inv, err := protocol.ParseInvite(srv.invite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Addr = link.Addr
+
 	x := startXvfb(t, 1280, 800)
-	app := startDesktop(t, x, "--join", srv.invite, "--name", "alice", "--video", "testpattern", "--audio", "tone")
+	app := startDesktop(t, x, "--join", inv.String(), "--name", "alice", "--video", "testpattern", "--audio", "tone")
 
 	// The call window opens with the chat entry focused, and shows bob's
 	// video.
@@ -341,6 +355,31 @@ func TestDesktopCall(t *testing.T) {
 		copyFile(t, last, filepath.Join("..", "..", "docs", "screenshot-call.png"))
 	}
 
+	// alice's link breaks (every connection reset): the window says so.
+	// bob writes meanwhile; when the link is back the app reconnects by
+	// itself and shows what bob wrote.
+	if err := link.AddToxic("cut", "reset_peer", relaytest.Downstream, map[string]any{"timeout": 0}); err != nil {
+		t.Fatal(err)
+	}
+	app.trace.waitFor(t, "the status reconnecting", func(items []uiTrace) bool {
+		return len(items) > 0 && lastStatus(items) == "reconnecting"
+	})
+	bob.send(t, "did you drop out?")
+	bob.waitText(t, "did you drop out?") // stored and acknowledged
+	app.screenshot(t, window, filepath.Join(dir, "reconnecting.png")) // for people to look at
+	if err := link.RemoveToxic("cut"); err != nil {
+		t.Fatal(err)
+	}
+	app.trace.waitFor(t, "bob's message from while alice was away", func(items []uiTrace) bool {
+		for _, it := range items {
+			if it.Type == "chat" && it.From == "bob" && it.Text == "did you drop out?" {
+				return true
+			}
+		}
+		return false
+	})
+	app.trace.waitFor(t, "the status connected again", func(items []uiTrace) bool { return lastStatus(items) == "connected" })
+
 	// Alice leaves with the keyboard (Ctrl+Shift+Q): the window goes back
 	// to the start screen and bob sees her go. Ctrl-C then ends the app.
 	x.run(t, "xdotool", "key", "ctrl+shift+q")
@@ -374,6 +413,16 @@ func TestDesktopCall(t *testing.T) {
 			break
 		}
 	}
+}
+
+// lastStatus returns the state of the trace's last status line.
+func lastStatus(items []uiTrace) string {
+	for i := len(items) - 1; i >= 0; i-- {
+		if items[i].Type == "status" {
+			return items[i].State
+		}
+	}
+	return ""
 }
 
 // startAfterCall reports whether the trace shows the start

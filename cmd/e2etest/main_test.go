@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parleychat/parley/media/audiodev/pulsetest"
+	"github.com/parleychat/parley/relay/relaytest"
 )
 
 // Paths of the binaries TestMain builds.
@@ -50,7 +51,7 @@ func TestMain(m *testing.M) {
 		pulse.Close() // before the leak check: its goroutine waits for the daemon
 	}
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(relaytest.IgnoreLinkLeaks); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}

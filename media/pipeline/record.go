@@ -20,7 +20,8 @@ import (
 // back goes on in the same files.
 //
 // Video starts at a keyframe; its timestamps are the capture times,
-// relative to the first frame. Voice keeps time across losses: a frame
+// relative to the first frame, in thirtieths of a second (a frame that
+// would share a tick with the one before goes to the next tick). Voice keeps time across losses: a frame
 // that did not arrive (the relay dropped it for a slow link, or the
 // speaker was away) is written as an empty Opus frame, which players turn
 // into concealment or silence, so the file stays in step with the call.
@@ -52,6 +53,10 @@ type ivfTrack struct {
 	start int64 // capture time of the first frame, µs
 	last  uint64
 }
+
+// recordFrameRate is the time base of recorded video, in ticks per second:
+// the highest frame rate senders use.
+const recordFrameRate = 30
 
 // maxGapFill bounds the silence written for one gap in a speaker's voice.
 const maxGapFill = 10 * time.Second
@@ -159,7 +164,11 @@ func (r *Recorder) video(conn Conn, f *protocol.VideoFrame) {
 			r.fail(err)
 			return
 		}
-		iw, err := record.NewIVFWriter(file, record.IVFHeader{Width: uint16(w), Height: uint16(h)})
+		// A time base of one frame at 30 fps, as libvpx's own files have:
+		// ffmpeg takes the time base for the frame rate when frames come
+		// irregularly, and with milliseconds would make a 1000 fps video
+		// of every frame repeated when converting to MP4 or raw video.
+		iw, err := record.NewIVFWriter(file, record.IVFHeader{Width: uint16(w), Height: uint16(h), TimebaseNum: 1, TimebaseDen: recordFrameRate})
 		if err != nil {
 			file.Close()
 			r.fail(err)

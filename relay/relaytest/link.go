@@ -7,6 +7,7 @@ package relaytest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -52,6 +53,14 @@ func (l *Link) AddToxic(name, typ string, dir Direction, attrs map[string]any) e
 	}
 	if _, err := l.proxy.Toxics.AddToxicJson(bytes.NewReader(b)); err != nil {
 		return fmt.Errorf("relaytest: adding toxic %s: %w", name, err)
+	}
+	return nil
+}
+
+// RemoveToxic removes a toxic added before.
+func (l *Link) RemoveToxic(name string) error {
+	if err := l.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
+		return fmt.Errorf("relaytest: removing toxic %s: %w", name, err)
 	}
 	return nil
 }
