@@ -365,7 +365,7 @@ func TestDesktopCall(t *testing.T) {
 		return len(items) > 0 && lastStatus(items) == "reconnecting"
 	})
 	bob.send(t, "did you drop out?")
-	bob.waitText(t, "did you drop out?") // stored and acknowledged
+	bob.waitText(t, "did you drop out?")                              // stored and acknowledged
 	app.screenshot(t, window, filepath.Join(dir, "reconnecting.png")) // for people to look at
 	if err := link.RemoveToxic("cut"); err != nil {
 		t.Fatal(err)
