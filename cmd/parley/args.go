@@ -12,7 +12,7 @@ import (
 )
 
 const usage = `usage: parley                          (the start screen)
-       parley --host [--room ROOM] [--name NAME] [--listen ADDR] [--video V] [--audio A]
+       parley --host [--room ROOM] [--name NAME] [--listen ADDR] [--public-addr HOST:PORT] [--video V] [--audio A]
        parley --join INVITE --name NAME [--password P] [--trust-on-first-use] [--video V] [--audio A]
 
 --video and --audio list what to send, tried in order: camera (or
@@ -22,8 +22,9 @@ microphone; without them the call goes on without video or voice, and the
 window says so.`
 
 type options struct {
-	ui     ui.Options
-	listen string // where a hosted room listens
+	ui         ui.Options
+	listen     string // where a hosted room listens
+	publicAddr string // HOST:PORT in a hosted room's links ("" guess)
 }
 
 func parseArgs(args []string) (options, error) {
@@ -33,6 +34,7 @@ func parseArgs(args []string) (options, error) {
 	host := fs.Bool("host", false, "host a room on this computer")
 	room := fs.String("room", "", "the room to host (default lobby)")
 	fs.StringVar(&o.listen, "listen", ":7700", "where a hosted room listens (another free port if this one is taken)")
+	fs.StringVar(&o.publicAddr, "public-addr", "", "HOST:PORT others reach a hosted room at, put in its invite link")
 	join := fs.String("join", "", "join the room of this invite link")
 	name := fs.String("name", "", "your name")
 	password := fs.String("password", os.Getenv("PARLEY_PASSWORD"), "the room's password")

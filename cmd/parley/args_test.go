@@ -20,11 +20,11 @@ func TestParseArgs(t *testing.T) {
 	if got := strings.Join(o.ui.Join.Media.Video, ","); got != "camera:/dev/video2,testpattern" {
 		t.Errorf("video choice = %q", got)
 	}
-	o, err = parseArgs([]string{"--host", "--room", "team", "--name", "alice", "--listen", "127.0.0.1:7800"})
+	o, err = parseArgs([]string{"--host", "--room", "team", "--name", "alice", "--listen", "127.0.0.1:7800", "--public-addr", "chat.example.org:443"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.ui.Start != ui.StartHost || o.ui.Host.Room != "team" || o.ui.Host.Name != "alice" || o.listen != "127.0.0.1:7800" {
+	if o.ui.Start != ui.StartHost || o.ui.Host.Room != "team" || o.ui.Host.Name != "alice" || o.listen != "127.0.0.1:7800" || o.publicAddr != "chat.example.org:443" {
 		t.Errorf("--host: %+v, listen %q", o.ui.Host, o.listen)
 	}
 	o, err = parseArgs(nil)

@@ -29,8 +29,9 @@ func main() {
 		os.Exit(2)
 	}
 	s := session.New(session.Config{
-		HostListen: opts.listen,
-		OnHosting:  func(invite string) { fmt.Println("invite:", invite) },
+		HostListen:     opts.listen,
+		HostPublicAddr: opts.publicAddr,
+		OnHosting:      func(invite string) { fmt.Println("invite:", invite) },
 	})
 	go func() {
 		// Ctrl-C in the terminal leaves the call as the Leave button does.

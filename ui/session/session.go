@@ -42,6 +42,11 @@ type Config struct {
 	// HostListen is where a hosted relay listens (default ":7700"; if that
 	// port is taken, any free port).
 	HostListen string
+	// HostPublicAddr is the HOST:PORT put in a hosted room's invite link
+	// (default: this machine's address on its network and the port it
+	// listens on). Set it when others reach this machine by another name,
+	// through a forwarded port.
+	HostPublicAddr string
 	// Logger receives debug logs (default: discarded).
 	Logger *slog.Logger
 	// Devices opens cameras, screens, microphones and speakers (default
@@ -166,7 +171,11 @@ func (s *Session) Host(req ui.HostRequest) {
 		return
 	}
 	go srv.Serve(ln)
-	public := srv.Invite(relay.PublicAddr(ln.Addr()), room)
+	publicAddr := s.cfg.HostPublicAddr
+	if publicAddr == "" {
+		publicAddr = relay.PublicAddr(ln.Addr())
+	}
+	public := srv.Invite(publicAddr, room)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	local, _ := protocol.ParseInvite(srv.Invite(net.JoinHostPort("127.0.0.1", port), room))
 	s.emit(ui.Hosting{Invite: public, Addr: ln.Addr().String()})

@@ -270,3 +270,26 @@ func TestMissingDevices(t *testing.T) {
 }
 
 func abs(v int) int { return max(v, -v) }
+
+// TestHostPublicAddr: the invite link of a hosted room names the address
+// others reach it by, when it is given.
+func TestHostPublicAddr(t *testing.T) {
+	s := New(Config{
+		KnownServers:   t.TempDir() + "/known_servers",
+		HostDataDir:    t.TempDir(),
+		HostListen:     "127.0.0.1:0",
+		HostPublicAddr: "chat.example.org:7700",
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	t.Cleanup(s.Close)
+	w := watch(t, "host", s)
+	s.Host(ui.HostRequest{Name: "host", Media: ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}})
+	h := waitFor(w, "hosting", anyEvent[ui.Hosting])
+	inv, err := protocol.ParseInvite(h.Invite)
+	if err != nil || inv.Addr != "chat.example.org:7700" || inv.Room != "lobby" {
+		t.Errorf("invite %q (%v), want chat.example.org:7700/lobby", h.Invite, err)
+	}
+	waitFor(w, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	s.Leave()
+	waitFor(w, "left", anyEvent[ui.Left])
+}
