@@ -283,10 +283,21 @@ const decodeQueue = 3
 const decoderIdle = 10 * time.Second
 
 func (r *receiver) decode(k srcTrack, f *protocol.VideoFrame) {
+	if r.queueDecode(k, f) {
+		r.askKeyframe(k)
+	}
+}
+
+// queueDecode hands a frame to the sender's decoder, starting one if
+// needed, and reports whether the decoder fell behind and needs a
+// keyframe. The send is under r.mu (it never blocks): close and an idle
+// decoder's exit change r.senders under it, and a send on a queue that
+// close closed would panic.
+func (r *receiver) queueDecode(k srcTrack, f *protocol.VideoFrame) (askKey bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return
+		return false
 	}
 	d := r.senders[k]
 	if d == nil {
@@ -296,11 +307,10 @@ func (r *receiver) decode(k srcTrack, f *protocol.VideoFrame) {
 		r.wg.Add(1)
 		go r.decodeLoop(k, d)
 	}
-	r.mu.Unlock()
 	if d.needKey.Load() {
 		if !f.Keyframe {
 			r.dropped.Add(1)
-			return
+			return false
 		}
 		d.needKey.Store(false)
 	}
@@ -309,11 +319,12 @@ func (r *receiver) decode(k srcTrack, f *protocol.VideoFrame) {
 	job.captured, job.key = time.UnixMicro(f.Captured), f.Keyframe
 	select {
 	case d.frames <- job:
+		return false
 	default:
 		d.free.Put(job)
 		r.dropped.Add(1)
 		d.needKey.Store(true)
-		r.askKeyframe(k)
+		return true
 	}
 }
 
