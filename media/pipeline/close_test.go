@@ -15,11 +15,11 @@ import (
 // discardConn is the sending side of a Call that only receives here.
 type discardConn struct{}
 
-func (discardConn) SendVoice(*protocol.Voice) error                { return nil }
+func (discardConn) SendVoice(*protocol.Voice) error                 { return nil }
 func (discardConn) SendVideoFragment(*protocol.VideoFragment) error { return nil }
-func (discardConn) Signal(protocol.Message) error                  { return nil }
-func (discardConn) Member(uint32) (protocol.Member, bool)          { return protocol.Member{}, false }
-func (discardConn) SetState(uint8)                                 {}
+func (discardConn) Signal(protocol.Message) error                   { return nil }
+func (discardConn) Member(uint32) (protocol.Member, bool)           { return protocol.Member{}, false }
+func (discardConn) SetState(uint8)                                  {}
 
 // TestVideoWhileTheCallEnds: video keeps arriving from the connection's
 // reader while the call ends — as when a session drops and the app
