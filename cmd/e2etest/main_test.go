@@ -19,6 +19,7 @@ import (
 var (
 	parleydBin string
 	cliBin     string
+	loadBin    string
 )
 
 // pulse is a private PulseAudio daemon with null sinks A and B, whose
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	parleydBin = filepath.Join(dir, "parleyd")
 	cliBin = filepath.Join(dir, "parley-cli")
+	loadBin = filepath.Join(dir, "parley-load")
 	code := m.Run()
 	os.RemoveAll(dir)
 	if pulse != nil {
@@ -59,14 +61,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles parleyd and parley-cli into dir, with the race detector
+// build compiles parleyd, parley-cli and parley-load into dir, with the race detector
 // when this test binary has it.
 func build(dir string) error {
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/parleychat/parley/cmd/parleyd", "github.com/parleychat/parley/cmd/parley-cli")
+	args = append(args, "github.com/parleychat/parley/cmd/parleyd", "github.com/parleychat/parley/cmd/parley-cli",
+		"github.com/parleychat/parley/cmd/parley-load")
 	cmd := exec.Command(goTool(), args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
