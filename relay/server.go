@@ -191,10 +191,10 @@ func (s *Server) isClosing() bool {
 func (s *Server) handle(conn net.Conn) {
 	defer s.wg.Done()
 	sc, err := protocol.Handshake(s.ctx, conn, s.pcfg)
-	s.mu.Lock()
-	s.pending--
-	s.mu.Unlock()
 	if err != nil {
+		s.mu.Lock()
+		s.pending--
+		s.mu.Unlock()
 		reason := "handshake failed"
 		if code := protocol.CodeOf(err); code != protocol.CodeNone {
 			reason = code.String()
@@ -204,7 +204,10 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	}
 	sess := newSession(s, sc)
+	// Leave the handshake and become a session at once, so that Stats
+	// counts the connection in one or the other at every moment.
 	s.mu.Lock()
+	s.pending--
 	if s.closing {
 		s.mu.Unlock()
 		sc.Goodbye(protocol.CodeShutdown, "the server is shutting down", time.Second)
