@@ -136,7 +136,7 @@ func (sc *ServerConn) exchangeHello(ctx context.Context, deadline time.Time) err
 	if kind != KindControl {
 		return errorf(CodeUnexpected, "first stream is %s, want control", kind)
 	}
-	sc.control = newStream(ys, KindControl)
+	sc.control = sc.newStream(ys, KindControl)
 	sc.control.SetReadLimit(sc.guard.limits.PreHelloFrame)
 	h, p, err := sc.control.fr.Next()
 	if err != nil {
@@ -201,11 +201,30 @@ func (sc *ServerConn) RemoteAddr() net.Addr { return sc.raw.RemoteAddr() }
 func (sc *ServerConn) Done() <-chan struct{} { return sc.sess.CloseChan() }
 
 // AcceptStream waits for the client to open its next stream and reads the
-// stream's kind. It fails with CodeBadStream for a kind this version does
-// not know and with CodeTooManyStreams when the client has MaxStreams
-// streams open; the caller should then end the session. Call StreamDone
-// when a stream returned here is finished.
+// stream's kind; it is AcceptPending followed by Identify. While it waits
+// for the kind byte (up to HandshakeTimeout) it accepts no other stream,
+// so a server that serves several streams should call AcceptPending in its
+// accept loop and Identify on each stream's own goroutine.
 func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
+	p, err := sc.AcceptPending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Identify()
+}
+
+// PendingStream is a stream the client opened whose kind byte has not been
+// read yet. It holds a place under MaxStreams.
+type PendingStream struct {
+	sc *ServerConn
+	ys *yamux.Stream
+}
+
+// AcceptPending waits for the client to open its next stream. It fails
+// with CodeTooManyStreams when the client has MaxStreams streams open; the
+// caller should then end the session. Call Identify on the stream, and
+// StreamDone when a stream Identify returned is finished.
+func (sc *ServerConn) AcceptPending(ctx context.Context) (*PendingStream, error) {
 	ys, err := sc.sess.AcceptStreamWithContext(ctx)
 	if err != nil {
 		if v := sc.guard.violation.Load(); v != nil {
@@ -222,12 +241,26 @@ func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
 		ys.Close()
 		return nil, errorf(CodeTooManyStreams, "more than %d streams", orDefault(sc.cfg.MaxStreams, 8))
 	}
+	return &PendingStream{sc: sc, ys: ys}, nil
+}
+
+// Identify reads the stream's kind byte, which must arrive within
+// HandshakeTimeout. It fails with CodeBadStream for a kind this version
+// does not know (or a second control stream), or for a stream the client
+// closed or reset first, and with CodeTimeout when the byte does not come;
+// the caller should then end the session. On failure the stream's place
+// under MaxStreams is released.
+func (p *PendingStream) Identify() (*Stream, error) {
+	sc, ys := p.sc, p.ys
 	ys.SetReadDeadline(time.Now().Add(sc.cfg.handshakeTimeout()))
 	kind, err := readKind(ys)
 	ys.SetReadDeadline(time.Time{})
 	if err != nil {
 		ys.Close()
 		sc.StreamDone()
+		if !sc.sess.IsClosed() && (errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrConnectionReset)) {
+			return nil, errorf(CodeBadStream, "the client ended a stream before its kind byte")
+		}
 		return nil, handshakeErr("reading the stream kind", err)
 	}
 	if !kind.Valid() || kind == KindControl {
@@ -235,7 +268,15 @@ func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
 		sc.StreamDone()
 		return nil, errorf(CodeBadStream, "stream kind %d", uint8(kind))
 	}
-	return newStream(ys, kind), nil
+	return sc.newStream(ys, kind), nil
+}
+
+// newStream makes a server stream: one whose end while the session lives
+// is the client's protocol error (Stream.ended).
+func (sc *ServerConn) newStream(ys *yamux.Stream, kind StreamKind) *Stream {
+	st := newStream(ys, kind)
+	st.alive = func() bool { return !sc.sess.IsClosed() }
+	return st
 }
 
 // StreamDone releases a stream's place under MaxStreams.

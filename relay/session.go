@@ -369,41 +369,55 @@ func (s *session) readControl() error {
 	}
 }
 
+// acceptStreams accepts the client's streams. Each stream's kind byte is
+// read on that stream's own goroutine: a stream whose kind byte does not
+// come must not hold up the others, whose data would meanwhile pile up
+// unread in yamux's buffers.
 func (s *session) acceptStreams() error {
 	for {
-		st, err := s.sc.AcceptStream(s.srv.ctx)
+		p, err := s.sc.AcceptPending(s.srv.ctx)
 		if err != nil {
 			return err
 		}
-		kind := st.Kind()
-		s.mu.Lock()
-		dup := s.streams[kind] != nil
-		if !dup {
-			s.streams[kind] = st
-		}
-		s.mu.Unlock()
-		if dup {
-			st.Close()
-			return &protocol.Error{Code: protocol.CodeBadStream, Message: "a second " + kind.String() + " stream"}
-		}
 		s.goRun(func() {
-			defer s.sc.StreamDone()
-			switch kind {
-			case protocol.KindText:
-				s.closeOnStreamError(s.readText(st))
-			case protocol.KindVoice:
-				s.wantsVoice.Store(true)
-				s.closeOnStreamError(s.readVoice(st))
-			case protocol.KindVideo:
-				s.wantsVideo.Store(true)
-				s.closeOnStreamError(s.readVideo(st))
-			default:
-				// File streams are reserved: their frames are skipped
-				// until this server implements them.
-				s.closeOnStreamError(drain(st))
+			st, err := p.Identify()
+			if err != nil {
+				s.closeOnStreamError(err)
+				return
 			}
+			defer s.sc.StreamDone()
+			s.closeOnStreamError(s.serveStream(st))
 		})
-		s.wake() // the writer may have text waiting for this stream
+	}
+}
+
+// serveStream registers a stream under its kind and reads it until it ends.
+func (s *session) serveStream(st *protocol.Stream) error {
+	kind := st.Kind()
+	s.mu.Lock()
+	dup := s.streams[kind] != nil
+	if !dup {
+		s.streams[kind] = st
+	}
+	s.mu.Unlock()
+	if dup {
+		st.Close()
+		return &protocol.Error{Code: protocol.CodeBadStream, Message: "a second " + kind.String() + " stream"}
+	}
+	s.wake() // the writer may have text waiting for this stream
+	switch kind {
+	case protocol.KindText:
+		return s.readText(st)
+	case protocol.KindVoice:
+		s.wantsVoice.Store(true)
+		return s.readVoice(st)
+	case protocol.KindVideo:
+		s.wantsVideo.Store(true)
+		return s.readVideo(st)
+	default:
+		// File streams are reserved: their frames are skipped until
+		// this server implements them.
+		return drain(st)
 	}
 }
 
