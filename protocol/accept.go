@@ -56,7 +56,10 @@ func yamuxConfig(keepAlive, writeTimeout time.Duration, backlog int) *yamux.Conf
 	yc.EnableKeepAlive = true
 	yc.KeepAliveInterval = orDefault(keepAlive, 15*time.Second)
 	yc.ConnectionWriteTimeout = orDefault(writeTimeout, 10*time.Second)
-	yc.StreamCloseTimeout = 30 * time.Second
+	// Neither side closes a stream but to end the session, so nothing
+	// waits for a peer's FIN; a close timer would only keep a closed
+	// stream, its session and every buffer of it alive until it fired.
+	yc.StreamCloseTimeout = 0
 	yc.StreamOpenTimeout = orDefault(writeTimeout, 10*time.Second)
 	yc.LogOutput = io.Discard // yamux logs by string; errors reach us as values
 	return yc
