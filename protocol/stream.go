@@ -115,7 +115,20 @@ func (s *Stream) WriteFrames(frames []byte) error {
 func (s *Stream) SetReadLimit(n uint32) { s.fr.SetLimit(n) }
 
 // ReleaseBuffers drops the read buffer so an idle stream holds no memory.
+// It must not be called while another goroutine reads the stream.
 func (s *Stream) ReleaseBuffers() { s.fr.Release() }
+
+// ShrinkBuffers lets go of the multiplexer's receive buffer if it holds no
+// unread data. yamux keeps a stream's buffer at the largest size a burst
+// made it (up to twice the 256 KiB window) for as long as the stream
+// lives; a server calls this now and then so that a burst's memory does
+// not stay with an idle stream. It is safe while another goroutine reads
+// the stream, and costs one allocation when data next arrives.
+func (s *Stream) ShrinkBuffers() {
+	if ys, ok := s.conn.(*yamux.Stream); ok {
+		ys.Shrink()
+	}
+}
 
 // SetWriteDeadline sets the deadline for writes on this stream.
 func (s *Stream) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }

@@ -284,6 +284,7 @@ func (s *Server) maintain() {
 			}
 		case <-sweep.C:
 			s.sweepSlowConsumers()
+			s.shrinkBuffers()
 		case <-s.ctx.Done():
 			return
 		}
@@ -303,6 +304,30 @@ func (s *Server) sweepSlowConsumers() {
 		r.mu.RUnlock()
 		for _, m := range list {
 			m.sess.cutIfSlow(head)
+		}
+	}
+}
+
+// shrinkBuffers lets go of the receive buffers that yamux keeps, at their
+// largest size, for streams that hold no unread data, so that what a
+// client sent in a burst does not stay allocated for as long as its
+// session lives (docs/reliability.md, per-session budget).
+func (s *Server) shrinkBuffers() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		streams := sess.streams
+		sess.mu.Unlock()
+		sess.ctl.ShrinkBuffers()
+		for _, st := range streams {
+			if st != nil {
+				st.ShrinkBuffers()
+			}
 		}
 	}
 }
