@@ -131,6 +131,7 @@ func stillServing(t *testing.T, ts *testServer) {
 	t.Helper()
 	c := dial(t, ts)
 	c.join("lobby", "witness")
+	expect[*protocol.Synced](c, protocol.TypeChat, protocol.TypeGap) // past the room's history
 	c.say("", "still here")
 	if m := c.chats(1)[0]; m.Text != "still here" {
 		t.Fatalf("witness got %q", m.Text)
