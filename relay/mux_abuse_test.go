@@ -333,7 +333,7 @@ func TestStreamFlood(t *testing.T) {
 							if done {
 								return
 							}
-							s := muxHello(t, ts.addr)
+							s := muxHelloOwned(t, ts.addr)
 							n := 0
 							for ; n < perSession; n++ {
 								id, err := s.open(nil)

@@ -62,6 +62,16 @@ const (
 
 func dialMux(t testing.TB, addr string) *rawMux {
 	t.Helper()
+	m := dialMuxOwned(t, addr)
+	t.Cleanup(m.close)
+	return m
+}
+
+// dialMuxOwned is dialMux for a caller that closes the client itself (a
+// test that makes thousands, whose cleanups would keep them all in memory
+// until it ends).
+func dialMuxOwned(t testing.TB, addr string) *rawMux {
+	t.Helper()
 	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{protocol.ALPN}})
 	if err != nil {
 		t.Fatalf("dialling %s: %v", addr, err)
@@ -69,10 +79,11 @@ func dialMux(t testing.TB, addr string) *rawMux {
 	m := &rawMux{t: t, conn: tc, next: 1, in: make(map[uint32]*bytes.Buffer), rsts: make(map[uint32]bool), sent: make(map[uint32]int),
 		more: make(chan struct{}), readerDone: make(chan struct{})}
 	go m.readLoop()
-	t.Cleanup(m.close)
 	return m
 }
 
+// close closes the connection and waits for the reader; it may be called
+// more than once.
 func (m *rawMux) close() {
 	m.conn.Close()
 	m.resumeReading()
@@ -252,6 +263,32 @@ func (m *rawMux) waitClosed(d time.Duration) bool {
 	return m.wait(d, func() bool { return m.done })
 }
 
+// waitGoodbye waits until the server has closed the connection or sent a
+// Goodbye on stream 1 (the control stream before the hello), which a
+// client must answer by closing.
+func (m *rawMux) waitGoodbye(d time.Duration) bool {
+	return m.wait(d, func() bool {
+		if m.done {
+			return true
+		}
+		b := m.in[1]
+		if b == nil {
+			return false
+		}
+		for rest := b.Bytes(); len(rest) >= protocol.HeaderSize; {
+			msg, n, err := protocol.DecodeFrame(rest)
+			if err != nil {
+				return false
+			}
+			if msg.Type() == protocol.TypeGoodbye {
+				return true
+			}
+			rest = rest[n:]
+		}
+		return false
+	})
+}
+
 // streamReader reads the data the server sent on one stream.
 type streamReader struct {
 	m  *rawMux
@@ -289,7 +326,15 @@ type muxSession struct {
 // muxHello opens the control stream, says hello and reads the Welcome.
 func muxHello(t testing.TB, addr string) *muxSession {
 	t.Helper()
-	m := dialMux(t, addr)
+	s := muxHelloOwned(t, addr)
+	t.Cleanup(s.close)
+	return s
+}
+
+// muxHelloOwned is muxHello for a caller that closes the session itself.
+func muxHelloOwned(t testing.TB, addr string) *muxSession {
+	t.Helper()
+	m := dialMuxOwned(t, addr)
 	hello := frame(&protocol.Hello{MinVersion: 1, MaxVersion: 1, Software: "rawmux"})
 	id, err := m.open(append([]byte{byte(protocol.KindControl)}, hello...))
 	if err != nil {
