@@ -43,6 +43,8 @@ type rawMux struct {
 	more     chan struct{}
 
 	readerDone chan struct{}
+	// readTimeout bounds a read of a stream's data (default 10 s).
+	readTimeout time.Duration
 	gate       sync.RWMutex // write-locked while the client does not read its connection
 	paused     atomic.Bool
 }
@@ -298,7 +300,11 @@ type streamReader struct {
 func (r streamReader) Read(p []byte) (int, error) {
 	var n int
 	var err error
-	r.m.wait(10*time.Second, func() bool {
+	d := r.m.readTimeout
+	if d == 0 {
+		d = 10 * time.Second
+	}
+	r.m.wait(d, func() bool {
 		b := r.m.in[r.id]
 		if b != nil && b.Len() > 0 {
 			n, _ = b.Read(p)
