@@ -45,8 +45,8 @@ type rawMux struct {
 	readerDone chan struct{}
 	// readTimeout bounds a read of a stream's data (default 10 s).
 	readTimeout time.Duration
-	gate       sync.RWMutex // write-locked while the client does not read its connection
-	paused     atomic.Bool
+	gate        sync.RWMutex // write-locked while the client does not read its connection
+	paused      atomic.Bool
 }
 
 // yamux frame types and flags, from yamux's spec.md.
