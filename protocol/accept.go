@@ -36,6 +36,25 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxStreams is how many streams a client may have open (default 8).
 	MaxStreams int
+
+	tlsOnce sync.Once
+	tls     *tls.Config
+}
+
+// tlsConfig returns the TLS configuration of every connection: one for the
+// whole server, so that a session ticket one connection issued resumes
+// the next (a configuration per connection has ticket keys of its own, so
+// no ticket would ever be accepted). The Certificate must not change once
+// the first connection has been accepted.
+func (c *ServerConfig) tlsConfig() *tls.Config {
+	c.tlsOnce.Do(func() {
+		c.tls = &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{c.Certificate},
+			NextProtos:   []string{ALPN},
+		}
+	})
+	return c.tls
 }
 
 func (c *ServerConfig) handshakeTimeout() time.Duration {
@@ -91,11 +110,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *ServerConfig) (*ServerCo
 	conn.SetDeadline(deadline)
 	setNotSentLowat(conn, NotSentLowat)
 
-	tc := tls.Server(conn, &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cfg.Certificate},
-		NextProtos:   []string{ALPN},
-	})
+	tc := tls.Server(conn, cfg.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		return nil, handshakeErr("TLS handshake", err)

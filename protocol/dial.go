@@ -421,6 +421,15 @@ func (c *Conn) Welcome() Welcome { return c.welcome }
 // Fingerprint returns the fingerprint of the key the server presented.
 func (c *Conn) Fingerprint() string { return c.fingerprint }
 
+// ConnectionState returns the state of the TLS connection; DidResume says
+// whether it resumed an earlier session (DialConfig.SessionCache).
+func (c *Conn) ConnectionState() tls.ConnectionState {
+	if tc, ok := c.raw.(*tls.Conn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
+
 // Done is closed when the session has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
