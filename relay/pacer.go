@@ -153,7 +153,8 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 }
 
 // overdue cuts the rate when the oldest unanswered Ping has waited longer
-// than a round trip with the target's queueing would take, and again each
+// than a round trip with four times the target's queueing would take (and
+// at least overdueAfter more than the least round trip), and again each
 // time its wait doubles: the queue is at least that long already, and the
 // answer, which waits in the same queue, would bring the news only once it
 // has drained. Without this a receiver on a slow link whom a call starts at
@@ -166,7 +167,7 @@ func (p *pacer) overdue(now int64) {
 	}
 	age := time.Duration(now - p.out[0].at)
 	bw := p.bandwidth()
-	if age-time.Duration(p.minRTT.value()) <= 4*p.targetDelay(bw) {
+	if age-time.Duration(p.minRTT.value()) <= max(4*p.targetDelay(bw), overdueAfter) {
 		return
 	}
 	if p.out[0].nonce == p.overdueNonce && age < 2*p.overdueAge {
@@ -176,6 +177,11 @@ func (p *pacer) overdue(now int64) {
 	p.lastCut = now
 	p.overdueNonce, p.overdueAge = p.out[0].nonce, age
 }
+
+// overdueAfter is the least wait that makes a Ping overdue. Shorter waits
+// are left to its answer: a busy machine delays the answers of fast
+// receivers by tens of milliseconds, which is no queue in their link.
+const overdueAfter = 100 * time.Millisecond
 
 // pingSent records a Ping written after bytes bytes.
 func (p *pacer) pingSent(nonce uint64, bytes uint64, now int64) {
