@@ -304,6 +304,24 @@ func (sc *ServerConn) StreamDone() {
 	sc.mu.Unlock()
 }
 
+// Err returns why the multiplexer session ended, once it has: the limit
+// the client crossed at the yamux layer (Violation), yamux.ErrKeepAliveTimeout
+// when the client stopped answering keepalive pings, or another yamux
+// error. It returns nil while the session lives. (Streams only see the end
+// of file when the session goes; this says why.)
+func (sc *ServerConn) Err() error {
+	if !sc.sess.IsClosed() {
+		return nil
+	}
+	if v := sc.guard.violation.Load(); v != nil {
+		return v
+	}
+	// yamux keeps the reason only for Accept, which returns it once the
+	// session is shut down (the client opens no streams then).
+	_, err := sc.sess.AcceptStream()
+	return err
+}
+
 // Violation returns the limit the client crossed at the yamux layer, if the
 // guard ended the session.
 func (sc *ServerConn) Violation() error {

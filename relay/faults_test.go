@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -100,6 +101,9 @@ func TestStoppedReaderCutAtFirstWriteTimeout(t *testing.T) {
 	if cutAfter < 9*time.Second || cutAfter > 13*time.Second {
 		t.Errorf("the reader was cut %v after it stopped reading, want at the first write timeout, about 10 s", cutAfter)
 	}
+	if n := ts.Stats().CloseReasons[CloseWriteTimeout]; n != 1 {
+		t.Errorf("close reasons %v, want one write timeout", ts.Stats().CloseReasons)
+	}
 	if goroutinesAfterCut > oneSession {
 		t.Errorf("%d server goroutines after the cut, %d with the sender alone: part of the reader's session lives on", goroutinesAfterCut, oneSession)
 	}
@@ -111,7 +115,10 @@ func TestStoppedReaderCutAtFirstWriteTimeout(t *testing.T) {
 	}
 	for _, ev := range evs {
 		if ev.Type == pclient.EventDisconnected {
-			t.Logf("the reader's disconnected event: %v", ev.Err)
+			t.Logf("the reader's disconnected event: %s (%v)", pclient.Reason(ev.Err), ev.Err)
+			if !errors.Is(ev.Err, protocol.ErrConnectionLost) {
+				t.Errorf("the reader was told %v, want %v", ev.Err, protocol.ErrConnectionLost)
+			}
 		}
 	}
 	t.Logf("%d messages sent, all received once in order after the reconnect", len(sent))
@@ -269,4 +276,76 @@ func TestSlowReceiverInACall(t *testing.T) {
 	if _, ok := st["carol"]; !ok || ts.Stats().Closes["slow consumer"] > 0 {
 		t.Errorf("carol was disconnected: %v", ts.Stats().Closes)
 	}
+}
+
+// TestCloseReasons: the reasons a session ends are told apart, counted by
+// the relay, and named to the client: a Goodbye from the client (left), a
+// connection that just ends (connection lost), and a connection that
+// stops carrying anything, which the side with the shorter keepalive
+// notices (keepalive timeout), the relay or the client.
+func TestCloseReasons(t *testing.T) {
+	short := 200 * time.Millisecond
+	ts := startServer(t, Config{KeepAliveInterval: short, WriteTimeout: short})
+	want := map[CloseReason]uint64{}
+	check := func(r CloseReason) {
+		t.Helper()
+		want[r]++
+		waitFor(t, r.String()+" to be counted", func() bool { return ts.Stats().CloseReasons[r] == want[r] })
+	}
+	c := dial(t, ts)
+	c.join("lobby", "left")
+	c.conn.Close()
+	check(CloseLeft)
+
+	c = dial(t, ts)
+	c.join("lobby", "lost")
+	c.conn.Abort()
+	check(CloseConnectionLost)
+
+	// A client whose connection stops carrying anything: it reads
+	// nothing more, and what it writes is not read either.
+	silent := func(ts *testServer, keepalive time.Duration) (*protocol.Conn, *freezeConn) {
+		var fc *freezeConn
+		ctx, cancel := contextWithTimeout(5 * time.Second)
+		defer cancel()
+		conn, err := protocol.Dial(ctx, ts.invite("lobby"), &protocol.DialConfig{
+			KeepAliveInterval: keepalive, WriteTimeout: keepalive,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				fc = &freezeConn{Conn: nc}
+				return fc, err
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.Abort)
+		(&client{t: t, conn: conn}).join("lobby", fmt.Sprint("silent-", keepalive))
+		return conn, fc
+	}
+	// The relay's keepalive is the shorter: it notices.
+	_, fc := silent(ts, time.Minute)
+	fc.freeze()
+	start := time.Now()
+	check(CloseKeepalive)
+	t.Logf("the relay noticed a silent client %v after it went silent (keepalive %v, write timeout %v)", time.Since(start).Round(time.Millisecond), short, short)
+
+	// The client's keepalive is the shorter (a relay with the default,
+	// 15 s): it notices, and says so.
+	ts = startServer(t, Config{})
+	want = map[CloseReason]uint64{}
+	conn, fc := silent(ts, short)
+	fc.freeze()
+	start = time.Now()
+	select {
+	case <-conn.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent client did not notice")
+	}
+	t.Logf("the client noticed %v after its connection went silent: %s (%v)", time.Since(start).Round(time.Millisecond), pclient.Reason(conn.Err()), conn.Err())
+	if !errors.Is(conn.Err(), protocol.ErrKeepalive) || pclient.Reason(conn.Err()) != "keepalive timeout" {
+		t.Errorf("the silent client was told %v (%s), want %v", conn.Err(), pclient.Reason(conn.Err()), protocol.ErrKeepalive)
+	}
+	check(CloseConnectionLost) // the client closed its side
+	t.Logf("close reasons %v; grouped by code %v", ts.Stats().CloseReasons, ts.Stats().Closes)
 }

@@ -236,13 +236,16 @@ func TestMalformedInput(t *testing.T) {
 	// A connection that ends in the middle of a frame is a client gone,
 	// not a protocol error: no one is left to say Goodbye to.
 	s := muxHello(t, ts.addr)
-	s.send(s.ctl, frame(&protocol.Ping{Nonce: 1})[:9])
+	if !s.pingThrough(1) { // the session is up, not still in its handshake
+		t.Fatal("no answer to a ping")
+	}
+	s.send(s.ctl, frame(&protocol.Ping{Nonce: 2})[:9])
 	s.close()
 	waitFor(t, "the sessions to end", func() bool { st := ts.Stats(); return st.Sessions == 0 && st.Pending == 0 })
 	if g := settle(t, "server goroutines", baseG, serverGoroutines); g > baseG {
 		t.Errorf("%d server goroutines after the malformed sessions, %d before", g, baseG)
 	}
-	t.Logf("closes: %v", ts.Stats().Closes)
+	t.Logf("closes: %v; reasons %v; handshake failures %v", ts.Stats().Closes, ts.Stats().CloseReasons, ts.Stats().HandshakeFailures)
 	if n := ts.Stats().Closes["connection lost"]; n != 1 {
 		t.Errorf("closes for a connection lost in mid-frame = %d, want 1", n)
 	}

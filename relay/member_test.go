@@ -49,6 +49,13 @@ func (c *freezeConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
+// Close thaws the connection first: a read blocked on the freeze must end
+// with the connection, as a read blocked in the kernel would.
+func (c *freezeConn) Close() error {
+	c.thaw()
+	return c.Conn.Close()
+}
+
 func (c *freezeConn) freeze() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -486,10 +486,11 @@ func TestPingFlood(t *testing.T) {
 	baseG := serverGoroutines()
 	for _, tc := range []struct {
 		name, closedBy string
+		reason         CloseReason
 		readsConn      bool
 		flood          func(s *muxSession) int
 	}{
-		{"yamux pings", "stream rate", true, func(s *muxSession) int {
+		{"yamux pings", "stream rate", CloseStreamRate, true, func(s *muxSession) int {
 			n := 0
 			for ; n < 10000; n++ {
 				if s.frame(ymPing, ymSYN, 0, uint32(n), nil) != nil {
@@ -498,8 +499,8 @@ func TestPingFlood(t *testing.T) {
 			}
 			return n
 		}},
-		{"Parley pings, answers not credited", "slow consumer", true, floodParleyPings},
-		{"Parley pings, connection not read", "slow consumer", false, floodParleyPings},
+		{"Parley pings, answers not credited", "slow consumer", CloseQueueFull, true, floodParleyPings},
+		{"Parley pings, connection not read", "slow consumer", CloseWriteTimeout, false, floodParleyPings},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := muxHello(t, ts.addr)
@@ -540,6 +541,9 @@ func TestPingFlood(t *testing.T) {
 				n, took.Round(time.Millisecond), ts.Stats().Closes, g0, peakG, (int64(peak)-int64(base))>>10)
 			if !closed {
 				t.Fatal("the flooder's connection stayed open")
+			}
+			if ts.Stats().CloseReasons[tc.reason] == 0 {
+				t.Errorf("close reasons %v, want %v", ts.Stats().CloseReasons, tc.reason)
 			}
 			if peakG > g0+32 {
 				t.Errorf("goroutines went from %d to %d during the flood", g0, peakG)

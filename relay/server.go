@@ -49,8 +49,9 @@ type Server struct {
 	pruneDone chan struct{}
 	nextID    atomic.Uint64
 
-	statsMu     sync.Mutex // guards closes, failures and closedMedia
+	statsMu     sync.Mutex // guards closes, reasons, failures and closedMedia
 	closes      map[string]uint64
+	reasons     [closeReasons]uint64
 	failed      map[string]uint64
 	closedMedia MediaStats // media counters of closed sessions
 }
@@ -241,7 +242,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, sess := range sessions {
-		sess.closeWith(protocol.CodeShutdown, "the server is shutting down")
+		sess.closeWith(CloseShutdown, "the server is shutting down")
 	}
 	done := make(chan struct{})
 	go func() {
@@ -391,9 +392,14 @@ type Stats struct {
 	Sessions int // sessions past the hello
 	Pending  int // connections in handshake
 	Rooms    int // rooms with members
-	// Closes counts ended sessions by reason ("left", "connection lost",
-	// "slow consumer", "malformed", ...).
+	// Closes counts ended sessions by the protocol code of their reason
+	// (CloseReason.Code): "left", "connection lost" (no Goodbye either
+	// way), and the code names: "slow consumer", "malformed", ...
 	Closes map[string]uint64
+	// CloseReasons counts ended sessions by reason, which is finer: it
+	// tells a keepalive timeout from a connection lost, and the three
+	// kinds of slow consumer apart.
+	CloseReasons map[CloseReason]uint64
 	// HandshakeFailures counts connections that never completed the hello,
 	// by reason ("handshake timeout", ...).
 	HandshakeFailures map[string]uint64
@@ -416,6 +422,12 @@ func (s *Server) Stats() Stats {
 	for k, v := range s.closes {
 		st.Closes[k] = v
 	}
+	st.CloseReasons = make(map[CloseReason]uint64)
+	for r, n := range s.reasons {
+		if n > 0 {
+			st.CloseReasons[CloseReason(r)] = n
+		}
+	}
 	st.HandshakeFailures = make(map[string]uint64, len(s.failed))
 	for k, v := range s.failed {
 		st.HandshakeFailures[k] = v
@@ -437,9 +449,12 @@ func (st Stats) String() string {
 	return out
 }
 
-func (s *Server) countClose(reason string, media MediaStats) {
+func (s *Server) countClose(reason CloseReason, media MediaStats) {
 	s.statsMu.Lock()
-	s.closes[reason]++
+	s.closes[reason.group()]++
+	if reason < closeReasons {
+		s.reasons[reason]++
+	}
 	s.closedMedia.add(media)
 	s.statsMu.Unlock()
 }

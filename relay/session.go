@@ -47,9 +47,8 @@ type session struct {
 	member      *member
 	epoch       uint64 // bumped on every join and leave
 	startCursor uint64 // where the writer starts reading the log at the new epoch
-	closeCode   protocol.ErrorCode
+	closeReason CloseReason
 	closeMsg    string
-	closeReason string // the counted reason
 	closed      bool
 
 	// joins bounds join attempts, each of which may cost a password
@@ -125,16 +124,18 @@ func (s *session) run() {
 		// The control reader reads the client's Goodbye, if any, before
 		// it sees the end: let it name the reason.
 		<-ctlDone
-		s.closeWith(protocol.CodeNone, "")
+		s.closeWith(s.lostReason(), "")
 	}
 	s.mu.Lock()
-	code, msg, reason := s.closeCode, s.closeMsg, s.closeReason
+	reason, msg := s.closeReason, s.closeMsg
 	s.mu.Unlock()
+	code := reason.Code()
 
 	s.leave(leaveReasonFor(code))
-	switch {
-	case code == protocol.CodeNone || code == protocol.CodeSlowConsumer || code == protocol.CodeLeaving:
-		// Nothing to tell: the client is gone, left, or is not reading.
+	switch code {
+	case protocol.CodeNone, protocol.CodeSlowConsumer, protocol.CodeLeaving:
+		// Nothing to tell: the client is gone, left, or is not reading
+		// (its writer is stuck in a write, or about to be).
 		s.sc.Close()
 	default:
 		// The writer stops at its next round; wait (briefly: it may be
@@ -155,11 +156,20 @@ func (s *session) run() {
 	s.mu.Unlock()
 	ms := s.mediaStats()
 	s.srv.countClose(reason, ms)
+	args := []any{"reason", reason.String(), "code", code.String(), "detail", msg}
 	if ms != (MediaStats{}) {
-		s.log.Info("session closed", "reason", reason, "detail", msg, "media", ms)
-	} else {
-		s.log.Info("session closed", "reason", reason, "detail", msg)
+		args = append(args, "media", ms)
 	}
+	s.log.Info("session closed", args...)
+}
+
+// lostReason is the reason of a session whose connection ended without a
+// word from the client: it stopped answering keepalives, or it is gone.
+func (s *session) lostReason() CloseReason {
+	if errors.Is(s.sc.Err(), yamux.ErrKeepAliveTimeout) {
+		return CloseKeepalive
+	}
+	return CloseConnectionLost
 }
 
 func (s *session) goRun(f func()) {
@@ -187,22 +197,14 @@ func leaveReasonFor(code protocol.ErrorCode) protocol.LeaveReason {
 
 // closeWith ends the session with a reason. It never blocks: the session's
 // run goroutine does the closing. The first reason wins.
-func (s *session) closeWith(code protocol.ErrorCode, msg string) {
+func (s *session) closeWith(reason CloseReason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	s.closed = true
-	s.closeCode, s.closeMsg = code, msg
-	switch code {
-	case protocol.CodeNone:
-		s.closeReason = "connection lost"
-	case protocol.CodeLeaving:
-		s.closeReason = "left"
-	default:
-		s.closeReason = code.String()
-	}
+	s.closeReason, s.closeMsg = reason, msg
 	close(s.closing)
 }
 
@@ -218,15 +220,15 @@ func (s *session) closeOnError(err error) {
 	var pe *protocol.Error
 	switch {
 	case errors.As(err, &pe) && pe.Code.Fatal():
-		s.closeWith(pe.Code, pe.Message)
+		s.closeWith(closeReasonFor(pe.Code), pe.Message)
 	case errors.Is(err, errClientLeft):
-		s.closeWith(protocol.CodeLeaving, "")
+		s.closeWith(CloseLeft, "")
 	case errors.Is(err, yamux.ErrKeepAliveTimeout):
-		s.closeWith(protocol.CodeNone, "keepalive timeout")
+		s.closeWith(CloseKeepalive, "the client did not answer keepalive pings")
 	case isDisconnect(err):
-		s.closeWith(protocol.CodeNone, err.Error())
+		s.closeWith(s.lostReason(), err.Error())
 	default:
-		s.closeWith(protocol.CodeMalformed, err.Error())
+		s.closeWith(CloseMalformed, err.Error())
 	}
 }
 
@@ -280,7 +282,7 @@ func (s *session) queue(m protocol.Message, text bool) {
 	case err != nil:
 		s.log.Error("encoding a message", "type", m.Type(), "err", err)
 	case over:
-		s.closeWith(protocol.CodeSlowConsumer, "control queue full")
+		s.closeWith(CloseQueueFull, "more control messages and replies queued than the server keeps for a client")
 	default:
 		s.wake()
 	}
@@ -306,7 +308,7 @@ func (s *session) cutIfSlow(head uint64) bool {
 	cfg := &s.srv.cfg
 	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(cfg.MaxTextLag) &&
 		time.Since(time.Unix(0, s.progress.Load())) > cfg.SlowConsumerGrace {
-		s.closeWith(protocol.CodeSlowConsumer, "too far behind the room's messages")
+		s.closeWith(CloseTextLag, "too far behind the room's messages")
 		return true
 	}
 	return false
@@ -545,7 +547,7 @@ func (s *session) join(j *protocol.Join) error {
 	r.mu.Unlock()
 
 	if replaced != nil {
-		replaced.sess.closeWith(protocol.CodeReplaced, "a new session joined as "+j.Name)
+		replaced.sess.closeWith(CloseReplaced, "a new session joined as "+j.Name)
 	}
 	r.askVideoSendersForKeyframes(m) // the newcomer needs a picture to start from
 	s.log.Info("joined", "room", j.Room, "name", j.Name, "resume", j.Resume, "after", j.AfterSeq, "replaced", replaced != nil)
@@ -660,7 +662,7 @@ func (s *session) send(m *protocol.SendChat) {
 				// later message can overtake this one: close, and the
 				// client resends everything unacknowledged, in order.
 				s.log.Error("storing a message", "room", roomName, "err", err)
-				s.closeWith(protocol.CodeInternal, "the server could not store a message")
+				s.closeWith(CloseInternal, "the server could not store a message")
 				return
 			}
 			if !dup {
