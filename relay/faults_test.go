@@ -349,3 +349,29 @@ func TestCloseReasons(t *testing.T) {
 	check(CloseConnectionLost) // the client closed its side
 	t.Logf("close reasons %v; grouped by code %v", ts.Stats().CloseReasons, ts.Stats().Closes)
 }
+
+// TestConnectionReset: a client whose connection is reset (its process
+// killed with data unread, a middlebox) is a connection lost, not a
+// protocol error, on the relay's count, and the others see it leave as
+// disconnected.
+func TestConnectionReset(t *testing.T) {
+	ts := startServer(t, Config{})
+	witness := dial(t, ts)
+	witness.join("lobby", "w")
+	for i := range 5 {
+		s := muxHello(t, ts.addr)
+		s.join("lobby", fmt.Sprint("reset", i))
+		expect[*protocol.MemberJoined](witness, rosterNoise[1:]...)
+		tcp := s.conn.NetConn().(*net.TCPConn)
+		tcp.SetLinger(0) // close with a reset
+		s.close()
+		if ml := expect[*protocol.MemberLeft](witness, rosterNoise[2:]...); ml.Reason != protocol.LeftDisconnected {
+			t.Errorf("the others saw the reset client leave with %v, want %v", ml.Reason, protocol.LeftDisconnected)
+		}
+	}
+	waitFor(t, "the resets to be counted", func() bool { return ts.Stats().Sessions == 1 })
+	t.Logf("close reasons: %v", ts.Stats().CloseReasons)
+	if n := ts.Stats().CloseReasons[CloseConnectionLost]; n != 5 {
+		t.Errorf("close reasons %v, want 5 connections lost", ts.Stats().CloseReasons)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -244,10 +245,16 @@ func (s *session) closeOnStreamError(err error) {
 
 var errClientLeft = errors.New("client said goodbye")
 
+// isDisconnect reports whether err is the end of the connection rather
+// than something the client sent: an end of file, a closed session, or an
+// error of the network itself (a reset, a broken pipe), which yamux hands
+// to the stream accept loop when the connection fails.
 func isDisconnect(err error) bool {
+	var ne *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, yamux.ErrConnectionReset) ||
-		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, context.Canceled)
+		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 // wake nudges the writer.
