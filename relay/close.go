@@ -67,6 +67,10 @@ func (r CloseReason) String() string {
 	return fmt.Sprintf("close reason %d", uint8(r))
 }
 
+// MarshalText gives the reason's name, so that maps keyed by reasons read
+// well as JSON (in parleyd's logs).
+func (r CloseReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // Code returns the protocol code of the reason: what a Goodbye says and
 // what Stats.Closes groups by. It is CodeNone when the client ended the
 // session without a Goodbye, and CodeLeaving when it said one.
