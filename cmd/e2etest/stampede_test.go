@@ -16,7 +16,7 @@ import (
 	pclient "github.com/parleychat/parley/protocol/client"
 )
 
-var stampedeClients = flag.Int("stampede.clients", 500, "clients in TestReconnectStampede (make soak runs 2000)")
+var stampedeClients = flag.Int("stampede.clients", 200, "clients in TestReconnectStampede (make soak runs 2000, without -race)")
 
 // stampedeBack is the documented time within which every client of a
 // stampede is back in its room after parleyd restarts (docs/reliability.md).
