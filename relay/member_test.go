@@ -26,8 +26,10 @@ type libMember struct {
 	dials  []time.Time // when each connection attempt started
 	conns  []*freezeConn
 
-	cancel context.CancelFunc
-	done   chan error
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+	runErr   error
 }
 
 // freezeConn is a connection whose reads can be stopped: once frozen, Read
@@ -79,6 +81,9 @@ type memberOpts struct {
 	dial protocol.DialConfig
 	min  time.Duration // backoff bounds; default 50ms and 1s
 	max  time.Duration
+	// owned: the caller stops the member (a test that makes hundreds,
+	// whose cleanups would keep them all in memory until it ends).
+	owned bool
 }
 
 // startMember runs a client in room as name until the test ends.
@@ -121,19 +126,38 @@ func startMember(t testing.TB, ts *testServer, room, name string, o memberOpts) 
 			m.mu.Unlock()
 		}
 	}()
-	t.Cleanup(m.stop)
+	if !o.owned {
+		t.Cleanup(m.stop)
+	}
 	return m
 }
 
-// stop ends the client, thawing its connections first.
+// stop ends the client, thawing its connections first. It may be called
+// more than once.
 func (m *libMember) stop() {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		for _, c := range m.conns {
+			c.thaw()
+		}
+		m.mu.Unlock()
+		m.cancel()
+		m.runErr = <-m.done
+	})
+}
+
+// dialTimes returns when each connection attempt started.
+func (m *libMember) dialTimes() []time.Time {
 	m.mu.Lock()
-	for _, c := range m.conns {
-		c.thaw()
-	}
-	m.mu.Unlock()
-	m.cancel()
-	<-m.done
+	defer m.mu.Unlock()
+	return append([]time.Time(nil), m.dials...)
+}
+
+// disconnects returns how many disconnected events the member reported.
+func (m *libMember) disconnects() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return count(m.events, pclient.EventDisconnected)
 }
 
 // conn returns the member's latest connection.
