@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio1
 	libwayland-dev libx11-xcb-dev libxkbcommon-x11-dev libgles2-mesa-dev libegl1-mesa-dev libffi-dev \
 	libxcursor-dev libxfixes-dev libvulkan-dev libgl1-mesa-dri xvfb xdotool imagemagick
 
-.PHONY: all build run run-terminal test deps vet fmt-check fuzz bench clean
+.PHONY: all build run run-terminal test soak deps vet fmt-check fuzz bench clean
 
 all: build
 
@@ -74,6 +74,17 @@ vet:
 # test installs what the tests need and runs the whole suite with -race.
 test: deps fmt-check vet
 	$(GO) test -race -timeout 20m ./...
+
+# soak runs the long reliability tests (docs/reliability.md): the soak of
+# 200 members with churn through latency, jitter and slicing for SOAK
+# (10m; make soak SOAK=1h for longer), the 60 s silent partition, the
+# delivery property test with 500 cases, all under -race; then the
+# reconnect stampede of 2,000 clients, without -race, which slows TLS
+# handshakes 10 to 20 times (make test runs it with 200 under -race).
+SOAK ?= 10m
+soak: deps
+	set -o pipefail; $(GO) test -race -tags soak -run 'Soak|TestDeliveryProperties' -timeout 2h -v ./relay/ -args -soak.duration=$(SOAK) -rapid.checks=500 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|_test.go:'
+	set -o pipefail; $(GO) test -tags soak -run 'TestReconnectStampede' -timeout 30m -v ./cmd/e2etest/ -args -stampede.clients=2000 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|stampede_test.go:'
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 30s

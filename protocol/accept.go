@@ -36,6 +36,25 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxStreams is how many streams a client may have open (default 8).
 	MaxStreams int
+
+	tlsOnce sync.Once
+	tls     *tls.Config
+}
+
+// tlsConfig returns the TLS configuration of every connection: one for the
+// whole server, so that a session ticket one connection issued resumes
+// the next (a configuration per connection has ticket keys of its own, so
+// no ticket would ever be accepted). The Certificate must not change once
+// the first connection has been accepted.
+func (c *ServerConfig) tlsConfig() *tls.Config {
+	c.tlsOnce.Do(func() {
+		c.tls = &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{c.Certificate},
+			NextProtos:   []string{ALPN},
+		}
+	})
+	return c.tls
 }
 
 func (c *ServerConfig) handshakeTimeout() time.Duration {
@@ -56,7 +75,10 @@ func yamuxConfig(keepAlive, writeTimeout time.Duration, backlog int) *yamux.Conf
 	yc.EnableKeepAlive = true
 	yc.KeepAliveInterval = orDefault(keepAlive, 15*time.Second)
 	yc.ConnectionWriteTimeout = orDefault(writeTimeout, 10*time.Second)
-	yc.StreamCloseTimeout = 30 * time.Second
+	// Neither side closes a stream but to end the session, so nothing
+	// waits for a peer's FIN; a close timer would only keep a closed
+	// stream, its session and every buffer of it alive until it fired.
+	yc.StreamCloseTimeout = 0
 	yc.StreamOpenTimeout = orDefault(writeTimeout, 10*time.Second)
 	yc.LogOutput = io.Discard // yamux logs by string; errors reach us as values
 	return yc
@@ -88,11 +110,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *ServerConfig) (*ServerCo
 	conn.SetDeadline(deadline)
 	setNotSentLowat(conn, NotSentLowat)
 
-	tc := tls.Server(conn, &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cfg.Certificate},
-		NextProtos:   []string{ALPN},
-	})
+	tc := tls.Server(conn, cfg.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		return nil, handshakeErr("TLS handshake", err)
@@ -136,7 +154,7 @@ func (sc *ServerConn) exchangeHello(ctx context.Context, deadline time.Time) err
 	if kind != KindControl {
 		return errorf(CodeUnexpected, "first stream is %s, want control", kind)
 	}
-	sc.control = newStream(ys, KindControl)
+	sc.control = sc.newStream(ys, KindControl)
 	sc.control.SetReadLimit(sc.guard.limits.PreHelloFrame)
 	h, p, err := sc.control.fr.Next()
 	if err != nil {
@@ -201,11 +219,30 @@ func (sc *ServerConn) RemoteAddr() net.Addr { return sc.raw.RemoteAddr() }
 func (sc *ServerConn) Done() <-chan struct{} { return sc.sess.CloseChan() }
 
 // AcceptStream waits for the client to open its next stream and reads the
-// stream's kind. It fails with CodeBadStream for a kind this version does
-// not know and with CodeTooManyStreams when the client has MaxStreams
-// streams open; the caller should then end the session. Call StreamDone
-// when a stream returned here is finished.
+// stream's kind; it is AcceptPending followed by Identify. While it waits
+// for the kind byte (up to HandshakeTimeout) it accepts no other stream,
+// so a server that serves several streams should call AcceptPending in its
+// accept loop and Identify on each stream's own goroutine.
 func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
+	p, err := sc.AcceptPending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Identify()
+}
+
+// PendingStream is a stream the client opened whose kind byte has not been
+// read yet. It holds a place under MaxStreams.
+type PendingStream struct {
+	sc *ServerConn
+	ys *yamux.Stream
+}
+
+// AcceptPending waits for the client to open its next stream. It fails
+// with CodeTooManyStreams when the client has MaxStreams streams open; the
+// caller should then end the session. Call Identify on the stream, and
+// StreamDone when a stream Identify returned is finished.
+func (sc *ServerConn) AcceptPending(ctx context.Context) (*PendingStream, error) {
 	ys, err := sc.sess.AcceptStreamWithContext(ctx)
 	if err != nil {
 		if v := sc.guard.violation.Load(); v != nil {
@@ -222,12 +259,26 @@ func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
 		ys.Close()
 		return nil, errorf(CodeTooManyStreams, "more than %d streams", orDefault(sc.cfg.MaxStreams, 8))
 	}
+	return &PendingStream{sc: sc, ys: ys}, nil
+}
+
+// Identify reads the stream's kind byte, which must arrive within
+// HandshakeTimeout. It fails with CodeBadStream for a kind this version
+// does not know (or a second control stream), or for a stream the client
+// closed or reset first, and with CodeTimeout when the byte does not come;
+// the caller should then end the session. On failure the stream's place
+// under MaxStreams is released.
+func (p *PendingStream) Identify() (*Stream, error) {
+	sc, ys := p.sc, p.ys
 	ys.SetReadDeadline(time.Now().Add(sc.cfg.handshakeTimeout()))
 	kind, err := readKind(ys)
 	ys.SetReadDeadline(time.Time{})
 	if err != nil {
 		ys.Close()
 		sc.StreamDone()
+		if !sc.sess.IsClosed() && (errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrConnectionReset)) {
+			return nil, errorf(CodeBadStream, "the client ended a stream before its kind byte")
+		}
 		return nil, handshakeErr("reading the stream kind", err)
 	}
 	if !kind.Valid() || kind == KindControl {
@@ -235,7 +286,15 @@ func (sc *ServerConn) AcceptStream(ctx context.Context) (*Stream, error) {
 		sc.StreamDone()
 		return nil, errorf(CodeBadStream, "stream kind %d", uint8(kind))
 	}
-	return newStream(ys, kind), nil
+	return sc.newStream(ys, kind), nil
+}
+
+// newStream makes a server stream: one whose end while the session lives
+// is the client's protocol error (Stream.ended).
+func (sc *ServerConn) newStream(ys *yamux.Stream, kind StreamKind) *Stream {
+	st := newStream(ys, kind)
+	st.alive = func() bool { return !sc.sess.IsClosed() }
+	return st
 }
 
 // StreamDone releases a stream's place under MaxStreams.
@@ -243,6 +302,24 @@ func (sc *ServerConn) StreamDone() {
 	sc.mu.Lock()
 	sc.streams--
 	sc.mu.Unlock()
+}
+
+// Err returns why the multiplexer session ended, once it has: the limit
+// the client crossed at the yamux layer (Violation), yamux.ErrKeepAliveTimeout
+// when the client stopped answering keepalive pings, or another yamux
+// error. It returns nil while the session lives. (Streams only see the end
+// of file when the session goes; this says why.)
+func (sc *ServerConn) Err() error {
+	if !sc.sess.IsClosed() {
+		return nil
+	}
+	if v := sc.guard.violation.Load(); v != nil {
+		return v
+	}
+	// yamux keeps the reason only for Accept, which returns it once the
+	// session is shut down (the client opens no streams then).
+	_, err := sc.sess.AcceptStream()
+	return err
 }
 
 // Violation returns the limit the client crossed at the yamux layer, if the

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -76,6 +77,7 @@ type Conn struct {
 	closeMu  sync.Mutex
 	closeErr error // first reason the session ended; guarded by closeMu
 	closed   bool
+	local    atomic.Bool // Close or Abort was called: the end is this side's
 	readers  sync.WaitGroup
 }
 
@@ -295,7 +297,7 @@ func (c *Conn) read(s *Stream) {
 		m, err := s.ReadMessage()
 		if err != nil {
 			if control || !isEOF(err) {
-				c.fail(err)
+				c.fail(c.ended(err))
 				c.sess.Close()
 			}
 			return
@@ -379,6 +381,28 @@ func isEOF(err error) bool {
 		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrConnectionReset) || errors.Is(err, net.ErrClosed)
 }
 
+// ended says why the connection ended when a stream read err: the end of
+// the stream means the whole session went, and yamux knows why.
+func (c *Conn) ended(err error) error {
+	if !isEOF(err) {
+		return err
+	}
+	if c.local.Load() {
+		return ErrClosed
+	}
+	select {
+	case <-c.sess.CloseChan():
+	default:
+		return err
+	}
+	// yamux keeps the reason only for Accept, which returns it once the
+	// session is shut down (the server opens no streams).
+	if _, serr := c.sess.AcceptStream(); errors.Is(serr, yamux.ErrKeepAliveTimeout) {
+		return fmt.Errorf("%w (%v)", ErrKeepalive, serr)
+	}
+	return fmt.Errorf("%w (%v)", ErrConnectionLost, err)
+}
+
 // fail records the first reason the session ended.
 func (c *Conn) fail(err error) {
 	c.closeMu.Lock()
@@ -420,6 +444,15 @@ func (c *Conn) Welcome() Welcome { return c.welcome }
 
 // Fingerprint returns the fingerprint of the key the server presented.
 func (c *Conn) Fingerprint() string { return c.fingerprint }
+
+// ConnectionState returns the state of the TLS connection; DidResume says
+// whether it resumed an earlier session (DialConfig.SessionCache).
+func (c *Conn) ConnectionState() tls.ConnectionState {
+	if tc, ok := c.raw.(*tls.Conn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
 
 // Done is closed when the session has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -553,6 +586,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 // Close says goodbye and ends the session. It waits for the connection's
 // goroutines to finish.
 func (c *Conn) Close() error {
+	c.local.Store(true)
 	select {
 	case <-c.done:
 	default:
@@ -574,6 +608,7 @@ func (c *Conn) Close() error {
 
 // Abort ends the session at once, without a goodbye.
 func (c *Conn) Abort() {
+	c.local.Store(true)
 	c.sess.Close()
 	c.readers.Wait()
 	<-c.done

@@ -5,6 +5,19 @@ import (
 	"fmt"
 )
 
+// Why a connection ended when the peer said nothing (no Goodbye). Conn.Err
+// wraps them.
+var (
+	// ErrKeepalive: the peer stopped answering yamux keepalive pings (a
+	// network that fails silently, or a peer that hangs).
+	ErrKeepalive = errors.New("no answer to keepalive pings")
+	// ErrConnectionLost: the connection ended without a Goodbye. A relay
+	// closes one so when its writes to the client are stuck (the client
+	// did not read for WriteTimeout), when it crashes, or the network
+	// fails.
+	ErrConnectionLost = errors.New("the connection ended without a goodbye")
+)
+
 // ErrorCode is the reason carried by Error and Goodbye messages. It is also
 // a Go error, so callers can write errors.Is(err, protocol.CodeNameTaken)
 // for any error that carries a code.

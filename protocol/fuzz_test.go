@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -139,8 +140,22 @@ func FuzzFrameReader(f *testing.F) {
 			fr.SetLimit(limit)
 		}
 		off := 0
+		largest := 0 // the largest length within its cap declared so far
 		for {
 			h, p, err := fr.Next()
+			// The reader's buffer never grows past the largest length a
+			// header declared within its cap, whatever a header declared
+			// over it.
+			capFor := MaxPayload(h.Type)
+			if limit != 0 {
+				capFor = min(capFor, limit)
+			}
+			if h.Length <= capFor {
+				largest = max(largest, int(h.Length))
+			}
+			if cap(fr.buf) > largest {
+				t.Fatalf("the read buffer has %d bytes, the largest length declared within its cap %d", cap(fr.buf), largest)
+			}
 			rest := data[off:]
 			if len(rest) == 0 {
 				if err != io.EOF {
@@ -369,4 +384,52 @@ func fragmentsForFuzz(t testing.TB) [][]byte {
 	a := fragments(t, &VideoFrame{Source: 1, FrameSeq: 1, Codec: CodecVP8, Keyframe: true, Data: bytes.Repeat([]byte{1}, 50)}, 20)
 	b := fragments(t, &VideoFrame{Source: 2, FrameSeq: 9, Codec: CodecVP8, Data: bytes.Repeat([]byte{2}, 30)}, 20)
 	return [][]byte{a[0], b[0], a[1], b[1], a[2]}
+}
+
+// FuzzKnownServers reads an arbitrary known-servers file: Lookup finds the
+// first well-formed entry for an address, never a malformed one; Add never
+// replaces an entry, and what it adds Lookup finds.
+func FuzzKnownServers(f *testing.F) {
+	f.Add("127.0.0.1:7700 "+testFingerprint+"\n", "127.0.0.1:7700")
+	f.Add("# comment\nhost:1 a b\nhost:1 "+testFingerprint+"\n\x00\xff\n", "host:1")
+	f.Add("HOST:1 x\n", "host:1")
+	f.Fuzz(func(t *testing.T, content, addr string) {
+		path := filepath.Join(t.TempDir(), "known_servers")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ks := &KnownServers{Path: path}
+		fp, ok, err := ks.Lookup(addr)
+		if err != nil {
+			return // a line longer than the scanner takes
+		}
+		if ok {
+			found := false
+			for _, line := range strings.Split(content, "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == strings.ToLower(addr) && f[1] == fp {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Fatalf("Lookup(%q) = %q, which is no entry of %q", addr, fp, content)
+			}
+		}
+		if strings.ContainsAny(addr, " \t\n\r\v\f") || addr == "" {
+			return // not an address Add is given
+		}
+		err = ks.Add(addr, testFingerprint)
+		fp2, ok2, err2 := ks.Lookup(addr)
+		switch {
+		case err2 != nil:
+			t.Fatalf("Lookup after Add: %v", err2)
+		case ok && fp != testFingerprint:
+			var ie *IdentityError
+			if !errors.As(err, &ie) || fp2 != fp {
+				t.Fatalf("Add over %q = %v, then Lookup = %q; want an identity error and the old entry", fp, err, fp2)
+			}
+		case err != nil || !ok2 || fp2 != testFingerprint:
+			t.Fatalf("Add(%q) = %v, then Lookup = %q, %v", addr, err, fp2, ok2)
+		}
+	})
 }

@@ -150,11 +150,20 @@ func (k *KnownServers) Add(addr, fp string) error {
 	if err := os.MkdirAll(filepath.Dir(k.Path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(k.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(k.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(f, "%s %s\n", addr, fp); err != nil {
+	// A file whose last line has no newline (edited by hand) would
+	// otherwise get the entry glued to that line, losing both.
+	sep := ""
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			sep = "\n"
+		}
+	}
+	if _, err := fmt.Fprintf(f, "%s%s %s\n", sep, addr, fp); err != nil {
 		f.Close()
 		return err
 	}

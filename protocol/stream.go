@@ -1,9 +1,13 @@
 package protocol
 
 import (
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/yamux"
 )
 
 // Stream is one yamux stream of one kind, carrying frames. One goroutine may
@@ -12,6 +16,10 @@ type Stream struct {
 	conn net.Conn
 	kind StreamKind
 	fr   *FrameReader
+	// alive, set on the server's streams, reports whether the session
+	// still lives: a stream that ends while it does was closed or reset
+	// by the client, which is a protocol error (see ended).
+	alive func() bool
 
 	wmu  sync.Mutex // guards wbuf and serialises writes
 	wbuf []byte
@@ -31,7 +39,7 @@ func (s *Stream) ReadFrame() (Header, []byte, error) {
 	for {
 		h, p, err := s.fr.Next()
 		if err != nil {
-			return h, nil, err
+			return h, nil, s.ended(err)
 		}
 		if h.Type == 0 {
 			return h, nil, errorf(CodeMalformed, "frame type 0 on %s stream", s.kind)
@@ -47,6 +55,25 @@ func (s *Stream) ReadFrame() (Header, []byte, error) {
 		}
 		// Unknown and not critical: skipped, as the spec says.
 	}
+}
+
+// ended turns the end of a server stream while its session lives into
+// the protocol error it is: a client must not close or reset a stream
+// (docs/protocol.md §3). A stream that ends inside a frame is malformed.
+// When the whole session has ended, err is returned as it is.
+func (s *Stream) ended(err error) error {
+	if s.alive == nil || !s.alive() {
+		return err
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(CodeMalformed, "the client ended its %s stream inside a frame", s.kind)
+	case errors.Is(err, io.EOF):
+		return errorf(CodeBadStream, "the client closed its %s stream", s.kind)
+	case errors.Is(err, yamux.ErrConnectionReset):
+		return errorf(CodeBadStream, "the client reset its %s stream", s.kind)
+	}
+	return err
 }
 
 // ReadMessage reads and decodes the next message (see ReadFrame).
@@ -88,7 +115,20 @@ func (s *Stream) WriteFrames(frames []byte) error {
 func (s *Stream) SetReadLimit(n uint32) { s.fr.SetLimit(n) }
 
 // ReleaseBuffers drops the read buffer so an idle stream holds no memory.
+// It must not be called while another goroutine reads the stream.
 func (s *Stream) ReleaseBuffers() { s.fr.Release() }
+
+// ShrinkBuffers lets go of the multiplexer's receive buffer if it holds no
+// unread data. yamux keeps a stream's buffer at the largest size a burst
+// made it (up to twice the 256 KiB window) for as long as the stream
+// lives; a server calls this now and then so that a burst's memory does
+// not stay with an idle stream. It is safe while another goroutine reads
+// the stream, and costs one allocation when data next arrives.
+func (s *Stream) ShrinkBuffers() {
+	if ys, ok := s.conn.(*yamux.Stream); ok {
+		ys.Shrink()
+	}
+}
 
 // SetWriteDeadline sets the deadline for writes on this stream.
 func (s *Stream) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }

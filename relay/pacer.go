@@ -54,6 +54,9 @@ type pacer struct {
 	histLen  int
 	lastRTT  time.Duration
 	queueing time.Duration // latest round trip above the minimum
+	// The Ping overdue last cut the rate for, and how long it had waited.
+	overdueNonce uint64
+	overdueAge   time.Duration
 }
 
 type pacerConfig struct {
@@ -66,7 +69,7 @@ type pacerConfig struct {
 func defaultPacerConfig() pacerConfig {
 	return pacerConfig{
 		initial:     800e3 / 8,
-		min:         64e3 / 8,
+		min:         16e3 / 8,
 		max:         100e6 / 8,
 		target:      5 * time.Millisecond,
 		pingEvery:   100 * time.Millisecond,
@@ -143,6 +146,7 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 			p.deaf = true
 		}
 	}
+	p.overdue(now)
 	if !mediaActive {
 		return false, 0
 	}
@@ -160,6 +164,37 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 	}
 	return true, 0
 }
+
+// overdue cuts the rate when the oldest unanswered Ping has waited longer
+// than a round trip with four times the target's queueing would take (and
+// at least overdueAfter more than the least round trip), and again each
+// time its wait doubles: the queue is at least that long already, and the
+// answer, which waits in the same queue, would bring the news only once it
+// has drained. Without this a receiver on a slow link whom a call starts at
+// the initial rate gets a second of media queued in its link before the
+// first answer arrives — 8 s of it on an 8 KB/s link — which its voice
+// then waits behind.
+func (p *pacer) overdue(now int64) {
+	if len(p.out) == 0 || p.pongs == 0 {
+		return
+	}
+	age := time.Duration(now - p.out[0].at)
+	bw := p.bandwidth()
+	if age-time.Duration(p.minRTT.value()) <= max(4*p.targetDelay(bw), overdueAfter) {
+		return
+	}
+	if p.out[0].nonce == p.overdueNonce && age < 2*p.overdueAge {
+		return
+	}
+	p.rate = max(min(p.rate, bw)*0.5, p.cfg.min)
+	p.lastCut = now
+	p.overdueNonce, p.overdueAge = p.out[0].nonce, age
+}
+
+// overdueAfter is the least wait that makes a Ping overdue. Shorter waits
+// are left to its answer: a busy machine delays the answers of fast
+// receivers by tens of milliseconds, which is no queue in their link.
+const overdueAfter = 100 * time.Millisecond
 
 // pingSent records a Ping written after bytes bytes.
 func (p *pacer) pingSent(nonce uint64, bytes uint64, now int64) {
@@ -224,14 +259,8 @@ func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
 		p.maxRate.add(delivered, now)
 	}
 	p.queueing = rtt - time.Duration(p.minRTT.value())
-	bw := p.maxRate.value()
-	if bw == 0 {
-		bw = p.rate
-	}
-	// A Ping that arrives while a burst is on the wire waits for the rest
-	// of it, half a burst on average: that is not a queue building up, so
-	// it raises the target.
-	target := p.cfg.target + time.Duration(p.burst()/bw*1e9/2)
+	bw := p.bandwidth()
+	target := p.targetDelay(bw)
 	switch {
 	case p.queueing > target:
 		if now-p.lastCut < int64(max(rtt, p.cfg.pingEvery)) {
@@ -244,14 +273,41 @@ func (p *pacer) sample(rtt time.Duration, delivered float64, now int64) {
 		p.lastCut = now
 	case p.queueing < target/4 && p.limited && p.lastCut == 0:
 		// Slow start: never cut yet, so the link's rate is not known.
-		p.rate = min(p.rate*1.5, p.probeCap(now))
+		p.raise(1.5, now)
 	case p.queueing < target/4 && p.limited:
-		p.rate = min(p.rate*1.15, p.probeCap(now)) // far from a queue: find the link fast
+		p.raise(1.15, now) // far from a queue: find the link fast
 	case p.queueing < target/2 && p.limited:
-		p.rate = min(p.rate*1.05, p.probeCap(now))
+		p.raise(1.05, now)
 	}
 	p.limited = false
 	p.refill(now)
+}
+
+// bandwidth is the best recent delivery rate, or the pacing rate before
+// there is one.
+func (p *pacer) bandwidth() float64 {
+	if bw := p.maxRate.value(); bw > 0 {
+		return bw
+	}
+	return p.rate
+}
+
+// targetDelay is the queueing the pacer accepts on a link of bw. A Ping
+// that arrives while a burst is on the wire waits for the rest of it,
+// half a burst on average: that is not a queue building up, so it raises
+// the target.
+func (p *pacer) targetDelay(bw float64) time.Duration {
+	return p.cfg.target + time.Duration(p.burst()/bw*1e9/2)
+}
+
+// raise probes for more: the rate grows by factor, up to probeCap, and
+// never falls. (The cap follows the best delivery rate seen, which can be
+// far below the rate: a call's first Pongs, answered while it was still
+// quiet, measure almost nothing delivered. Taking the cap as it is made the
+// slow start cut the rate of every new receiver to the floor, 64 kbit/s,
+// and drop its first seconds of video.) Only a queue cuts the rate.
+func (p *pacer) raise(factor float64, now int64) {
+	p.rate = max(p.rate, min(p.rate*factor, p.probeCap(now)))
 }
 
 // probeCap bounds how far the rate may grow: a little above the fastest

@@ -49,8 +49,9 @@ type Server struct {
 	pruneDone chan struct{}
 	nextID    atomic.Uint64
 
-	statsMu     sync.Mutex // guards closes, failures and closedMedia
+	statsMu     sync.Mutex // guards closes, reasons, failures and closedMedia
 	closes      map[string]uint64
+	reasons     [closeReasons]uint64
 	failed      map[string]uint64
 	closedMedia MediaStats // media counters of closed sessions
 }
@@ -191,10 +192,10 @@ func (s *Server) isClosing() bool {
 func (s *Server) handle(conn net.Conn) {
 	defer s.wg.Done()
 	sc, err := protocol.Handshake(s.ctx, conn, s.pcfg)
-	s.mu.Lock()
-	s.pending--
-	s.mu.Unlock()
 	if err != nil {
+		s.mu.Lock()
+		s.pending--
+		s.mu.Unlock()
 		reason := "handshake failed"
 		if code := protocol.CodeOf(err); code != protocol.CodeNone {
 			reason = code.String()
@@ -204,7 +205,10 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	}
 	sess := newSession(s, sc)
+	// Leave the handshake and become a session at once, so that Stats
+	// counts the connection in one or the other at every moment.
 	s.mu.Lock()
+	s.pending--
 	if s.closing {
 		s.mu.Unlock()
 		sc.Goodbye(protocol.CodeShutdown, "the server is shutting down", time.Second)
@@ -238,7 +242,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, sess := range sessions {
-		sess.closeWith(protocol.CodeShutdown, "the server is shutting down")
+		sess.closeWith(CloseShutdown, "the server is shutting down")
 	}
 	done := make(chan struct{})
 	go func() {
@@ -281,6 +285,7 @@ func (s *Server) maintain() {
 			}
 		case <-sweep.C:
 			s.sweepSlowConsumers()
+			s.shrinkBuffers()
 		case <-s.ctx.Done():
 			return
 		}
@@ -300,6 +305,30 @@ func (s *Server) sweepSlowConsumers() {
 		r.mu.RUnlock()
 		for _, m := range list {
 			m.sess.cutIfSlow(head)
+		}
+	}
+}
+
+// shrinkBuffers lets go of the receive buffers that yamux keeps, at their
+// largest size, for streams that hold no unread data, so that what a
+// client sent in a burst does not stay allocated for as long as its
+// session lives (docs/reliability.md, per-session budget).
+func (s *Server) shrinkBuffers() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		streams := sess.streams
+		sess.mu.Unlock()
+		sess.ctl.ShrinkBuffers()
+		for _, st := range streams {
+			if st != nil {
+				st.ShrinkBuffers()
+			}
 		}
 	}
 }
@@ -363,9 +392,14 @@ type Stats struct {
 	Sessions int // sessions past the hello
 	Pending  int // connections in handshake
 	Rooms    int // rooms with members
-	// Closes counts ended sessions by reason ("left", "connection lost",
-	// "slow consumer", "malformed", ...).
+	// Closes counts ended sessions by the protocol code of their reason
+	// (CloseReason.Code): "left", "connection lost" (no Goodbye either
+	// way), and the code names: "slow consumer", "malformed", ...
 	Closes map[string]uint64
+	// CloseReasons counts ended sessions by reason, which is finer: it
+	// tells a keepalive timeout from a connection lost, and the three
+	// kinds of slow consumer apart.
+	CloseReasons map[CloseReason]uint64
 	// HandshakeFailures counts connections that never completed the hello,
 	// by reason ("handshake timeout", ...).
 	HandshakeFailures map[string]uint64
@@ -388,6 +422,12 @@ func (s *Server) Stats() Stats {
 	for k, v := range s.closes {
 		st.Closes[k] = v
 	}
+	st.CloseReasons = make(map[CloseReason]uint64)
+	for r, n := range s.reasons {
+		if n > 0 {
+			st.CloseReasons[CloseReason(r)] = n
+		}
+	}
 	st.HandshakeFailures = make(map[string]uint64, len(s.failed))
 	for k, v := range s.failed {
 		st.HandshakeFailures[k] = v
@@ -409,9 +449,12 @@ func (st Stats) String() string {
 	return out
 }
 
-func (s *Server) countClose(reason string, media MediaStats) {
+func (s *Server) countClose(reason CloseReason, media MediaStats) {
 	s.statsMu.Lock()
-	s.closes[reason]++
+	s.closes[reason.group()]++
+	if reason < closeReasons {
+		s.reasons[reason]++
+	}
 	s.closedMedia.add(media)
 	s.statsMu.Unlock()
 }

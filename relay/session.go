@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -47,9 +48,8 @@ type session struct {
 	member      *member
 	epoch       uint64 // bumped on every join and leave
 	startCursor uint64 // where the writer starts reading the log at the new epoch
-	closeCode   protocol.ErrorCode
+	closeReason CloseReason
 	closeMsg    string
-	closeReason string // the counted reason
 	closed      bool
 
 	// joins bounds join attempts, each of which may cost a password
@@ -125,16 +125,18 @@ func (s *session) run() {
 		// The control reader reads the client's Goodbye, if any, before
 		// it sees the end: let it name the reason.
 		<-ctlDone
-		s.closeWith(protocol.CodeNone, "")
+		s.closeWith(s.lostReason(), "")
 	}
 	s.mu.Lock()
-	code, msg, reason := s.closeCode, s.closeMsg, s.closeReason
+	reason, msg := s.closeReason, s.closeMsg
 	s.mu.Unlock()
+	code := reason.Code()
 
 	s.leave(leaveReasonFor(code))
-	switch {
-	case code == protocol.CodeNone || code == protocol.CodeSlowConsumer || code == protocol.CodeLeaving:
-		// Nothing to tell: the client is gone, left, or is not reading.
+	switch code {
+	case protocol.CodeNone, protocol.CodeSlowConsumer, protocol.CodeLeaving:
+		// Nothing to tell: the client is gone, left, or is not reading
+		// (its writer is stuck in a write, or about to be).
 		s.sc.Close()
 	default:
 		// The writer stops at its next round; wait (briefly: it may be
@@ -155,11 +157,20 @@ func (s *session) run() {
 	s.mu.Unlock()
 	ms := s.mediaStats()
 	s.srv.countClose(reason, ms)
+	args := []any{"reason", reason.String(), "code", code.String(), "detail", msg}
 	if ms != (MediaStats{}) {
-		s.log.Info("session closed", "reason", reason, "detail", msg, "media", ms)
-	} else {
-		s.log.Info("session closed", "reason", reason, "detail", msg)
+		args = append(args, "media", ms)
 	}
+	s.log.Info("session closed", args...)
+}
+
+// lostReason is the reason of a session whose connection ended without a
+// word from the client: it stopped answering keepalives, or it is gone.
+func (s *session) lostReason() CloseReason {
+	if errors.Is(s.sc.Err(), yamux.ErrKeepAliveTimeout) {
+		return CloseKeepalive
+	}
+	return CloseConnectionLost
 }
 
 func (s *session) goRun(f func()) {
@@ -187,22 +198,14 @@ func leaveReasonFor(code protocol.ErrorCode) protocol.LeaveReason {
 
 // closeWith ends the session with a reason. It never blocks: the session's
 // run goroutine does the closing. The first reason wins.
-func (s *session) closeWith(code protocol.ErrorCode, msg string) {
+func (s *session) closeWith(reason CloseReason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	s.closed = true
-	s.closeCode, s.closeMsg = code, msg
-	switch code {
-	case protocol.CodeNone:
-		s.closeReason = "connection lost"
-	case protocol.CodeLeaving:
-		s.closeReason = "left"
-	default:
-		s.closeReason = code.String()
-	}
+	s.closeReason, s.closeMsg = reason, msg
 	close(s.closing)
 }
 
@@ -218,15 +221,15 @@ func (s *session) closeOnError(err error) {
 	var pe *protocol.Error
 	switch {
 	case errors.As(err, &pe) && pe.Code.Fatal():
-		s.closeWith(pe.Code, pe.Message)
+		s.closeWith(closeReasonFor(pe.Code), pe.Message)
 	case errors.Is(err, errClientLeft):
-		s.closeWith(protocol.CodeLeaving, "")
+		s.closeWith(CloseLeft, "")
 	case errors.Is(err, yamux.ErrKeepAliveTimeout):
-		s.closeWith(protocol.CodeNone, "keepalive timeout")
+		s.closeWith(CloseKeepalive, "the client did not answer keepalive pings")
 	case isDisconnect(err):
-		s.closeWith(protocol.CodeNone, err.Error())
+		s.closeWith(s.lostReason(), err.Error())
 	default:
-		s.closeWith(protocol.CodeMalformed, err.Error())
+		s.closeWith(CloseMalformed, err.Error())
 	}
 }
 
@@ -242,10 +245,16 @@ func (s *session) closeOnStreamError(err error) {
 
 var errClientLeft = errors.New("client said goodbye")
 
+// isDisconnect reports whether err is the end of the connection rather
+// than something the client sent: an end of file, a closed session, or an
+// error of the network itself (a reset, a broken pipe), which yamux hands
+// to the stream accept loop when the connection fails.
 func isDisconnect(err error) bool {
+	var ne *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, yamux.ErrConnectionReset) ||
-		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, context.Canceled)
+		errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 // wake nudges the writer.
@@ -280,7 +289,7 @@ func (s *session) queue(m protocol.Message, text bool) {
 	case err != nil:
 		s.log.Error("encoding a message", "type", m.Type(), "err", err)
 	case over:
-		s.closeWith(protocol.CodeSlowConsumer, "control queue full")
+		s.closeWith(CloseQueueFull, "more control messages and replies queued than the server keeps for a client")
 	default:
 		s.wake()
 	}
@@ -306,7 +315,7 @@ func (s *session) cutIfSlow(head uint64) bool {
 	cfg := &s.srv.cfg
 	if s.synced.Load() && head-min(head, s.cursor.Load()) > uint64(cfg.MaxTextLag) &&
 		time.Since(time.Unix(0, s.progress.Load())) > cfg.SlowConsumerGrace {
-		s.closeWith(protocol.CodeSlowConsumer, "too far behind the room's messages")
+		s.closeWith(CloseTextLag, "too far behind the room's messages")
 		return true
 	}
 	return false
@@ -369,41 +378,55 @@ func (s *session) readControl() error {
 	}
 }
 
+// acceptStreams accepts the client's streams. Each stream's kind byte is
+// read on that stream's own goroutine: a stream whose kind byte does not
+// come must not hold up the others, whose data would meanwhile pile up
+// unread in yamux's buffers.
 func (s *session) acceptStreams() error {
 	for {
-		st, err := s.sc.AcceptStream(s.srv.ctx)
+		p, err := s.sc.AcceptPending(s.srv.ctx)
 		if err != nil {
 			return err
 		}
-		kind := st.Kind()
-		s.mu.Lock()
-		dup := s.streams[kind] != nil
-		if !dup {
-			s.streams[kind] = st
-		}
-		s.mu.Unlock()
-		if dup {
-			st.Close()
-			return &protocol.Error{Code: protocol.CodeBadStream, Message: "a second " + kind.String() + " stream"}
-		}
 		s.goRun(func() {
-			defer s.sc.StreamDone()
-			switch kind {
-			case protocol.KindText:
-				s.closeOnStreamError(s.readText(st))
-			case protocol.KindVoice:
-				s.wantsVoice.Store(true)
-				s.closeOnStreamError(s.readVoice(st))
-			case protocol.KindVideo:
-				s.wantsVideo.Store(true)
-				s.closeOnStreamError(s.readVideo(st))
-			default:
-				// File streams are reserved: their frames are skipped
-				// until this server implements them.
-				s.closeOnStreamError(drain(st))
+			st, err := p.Identify()
+			if err != nil {
+				s.closeOnStreamError(err)
+				return
 			}
+			defer s.sc.StreamDone()
+			s.closeOnStreamError(s.serveStream(st))
 		})
-		s.wake() // the writer may have text waiting for this stream
+	}
+}
+
+// serveStream registers a stream under its kind and reads it until it ends.
+func (s *session) serveStream(st *protocol.Stream) error {
+	kind := st.Kind()
+	s.mu.Lock()
+	dup := s.streams[kind] != nil
+	if !dup {
+		s.streams[kind] = st
+	}
+	s.mu.Unlock()
+	if dup {
+		st.Close()
+		return &protocol.Error{Code: protocol.CodeBadStream, Message: "a second " + kind.String() + " stream"}
+	}
+	s.wake() // the writer may have text waiting for this stream
+	switch kind {
+	case protocol.KindText:
+		return s.readText(st)
+	case protocol.KindVoice:
+		s.wantsVoice.Store(true)
+		return s.readVoice(st)
+	case protocol.KindVideo:
+		s.wantsVideo.Store(true)
+		return s.readVideo(st)
+	default:
+		// File streams are reserved: their frames are skipped until
+		// this server implements them.
+		return drain(st)
 	}
 }
 
@@ -531,7 +554,7 @@ func (s *session) join(j *protocol.Join) error {
 	r.mu.Unlock()
 
 	if replaced != nil {
-		replaced.sess.closeWith(protocol.CodeReplaced, "a new session joined as "+j.Name)
+		replaced.sess.closeWith(CloseReplaced, "a new session joined as "+j.Name)
 	}
 	r.askVideoSendersForKeyframes(m) // the newcomer needs a picture to start from
 	s.log.Info("joined", "room", j.Room, "name", j.Name, "resume", j.Resume, "after", j.AfterSeq, "replaced", replaced != nil)
@@ -646,7 +669,7 @@ func (s *session) send(m *protocol.SendChat) {
 				// later message can overtake this one: close, and the
 				// client resends everything unacknowledged, in order.
 				s.log.Error("storing a message", "room", roomName, "err", err)
-				s.closeWith(protocol.CodeInternal, "the server could not store a message")
+				s.closeWith(CloseInternal, "the server could not store a message")
 				return
 			}
 			if !dup {

@@ -21,7 +21,10 @@ import (
 // recorded.
 type mediaSender struct {
 	c        *mediaClient
-	videoBps int
+	videoBps int // 0: no video
+	// speaking, if set, says when the sender talks; in between it sends
+	// what Opus DTX sends for silence, a 3-byte frame every 400 ms.
+	speaking func(since time.Duration) bool
 
 	wantKey   atomic.Bool
 	minHint   atomic.Uint32
@@ -61,8 +64,11 @@ func (s *mediaSender) run(t *testing.T, d time.Duration) {
 	for i := 0; time.Since(start) < d; i++ {
 		<-tick.C
 		now := time.Since(start)
-		if i%2 == 0 {
+		if i%2 == 0 && (s.speaking == nil || s.speaking(now) || i%40 == 0) {
 			v := voiceFrame(uint32(s.voiceSent))
+			if s.speaking != nil && !s.speaking(now) {
+				v.Data, v.Level = v.Data[:3], 127
+			}
 			v.Captured = time.Now().UnixMicro()
 			if err := s.c.conn.Send(v); err != nil {
 				t.Errorf("sending voice: %v", err)
@@ -70,7 +76,7 @@ func (s *mediaSender) run(t *testing.T, d time.Duration) {
 			}
 			s.voiceSent++
 		}
-		if n := uint32(now / (time.Second / 30)); len(s.sent) == 0 || n > s.sent[len(s.sent)-1] {
+		if n := uint32(now / (time.Second / 30)); s.videoBps > 0 && (len(s.sent) == 0 || n > s.sent[len(s.sent)-1]) {
 			key := len(s.sent) == 0 || n%90 == 0 || s.wantKey.Swap(false)
 			size := delta
 			if key {

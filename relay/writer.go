@@ -99,7 +99,7 @@ func (s *session) writeFailed(err error) {
 	var ne interface{ Timeout() bool }
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, yamux.ErrConnectionWriteTimeout) ||
 		errors.Is(err, yamux.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-		s.closeWith(protocol.CodeSlowConsumer, "a write timed out")
+		s.closeWith(CloseWriteTimeout, "a write timed out")
 		return
 	}
 	// A plain end of the connection is for the control reader to judge:

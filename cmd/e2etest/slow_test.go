@@ -187,7 +187,7 @@ func TestSlowReceiverDoesNotHoldOthers(t *testing.T) {
 	// connection takes nothing: the server cuts it within the slow
 	// consumer grace, even though the room has gone quiet.
 	isCut := func(r logRecord) bool {
-		return r.str("msg") == "session closed" && r.str("reason") == "slow consumer" && r.str("remote") == frozenAddr
+		return r.str("msg") == "session closed" && r.str("code") == "slow consumer" && r.str("remote") == frozenAddr
 	}
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
@@ -207,7 +207,7 @@ func TestSlowReceiverDoesNotHoldOthers(t *testing.T) {
 			select {
 			case <-more:
 			case <-deadline.C:
-				t.Fatalf(`parleyd log: no "session closed" record with reason "slow consumer" for the frozen client (%s) within %v`, frozenAddr, waitTimeout)
+				t.Fatalf(`parleyd log: no "session closed" record with code "slow consumer" for the frozen client (%s) within %v`, frozenAddr, waitTimeout)
 			}
 		}
 	}

@@ -317,7 +317,10 @@ type jsonEvent struct {
 	Mine  bool   `json:"mine,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
-	State string `json:"state,omitempty"` // for "state", "join": media the member sends, e.g. "audio,video"
+	// Reason, for "disconnected": why, in a few words (client.Reason):
+	// the server's Goodbye code, "keepalive timeout" or "connection lost".
+	Reason string `json:"reason,omitempty"`
+	State  string `json:"state,omitempty"` // for "state", "join": media the member sends, e.g. "audio,video"
 }
 
 // stateNames lists the media of a member state, e.g. "audio,video".
@@ -380,6 +383,9 @@ func (p *printer) print(ev client.Event) {
 			if code := protocol.CodeOf(ev.Err); code != protocol.CodeNone {
 				je.Code = code.String()
 			}
+			if ev.Type == client.EventDisconnected {
+				je.Reason = client.Reason(ev.Err)
+			}
 		}
 		b, _ := json.Marshal(je)
 		fmt.Fprintf(p.out, "%s\n", b)
@@ -412,7 +418,11 @@ func (p *printer) print(ev client.Event) {
 	case client.EventConnected:
 		fmt.Fprintf(p.status, "%s connected to %s as %s in room %s\n", ts, ev.Text, ev.From, ev.Room)
 	case client.EventDisconnected:
-		fmt.Fprintf(p.status, "%s connection lost (%v); reconnecting\n", ts, ev.Err)
+		if protocol.CodeOf(ev.Err) != protocol.CodeNone {
+			fmt.Fprintf(p.status, "%s disconnected by the server, %s (%v); reconnecting\n", ts, client.Reason(ev.Err), ev.Err)
+		} else {
+			fmt.Fprintf(p.status, "%s disconnected, %s (%v); reconnecting\n", ts, client.Reason(ev.Err), ev.Err)
+		}
 	}
 }
 

@@ -68,5 +68,7 @@ func run(opts options) error {
 	if serr := <-served; !errors.Is(serr, relay.ErrServerClosed) {
 		return serr
 	}
+	st := srv.Stats()
+	cfg.Logger.Info("stopped", "closes", st.CloseReasons, "handshake_failures", st.HandshakeFailures)
 	return err
 }

@@ -74,7 +74,7 @@ const (
 	EventGap          EventType = "gap"          // messages Seq..GapTo were removed by retention
 	EventError        EventType = "error"        // a request failed; Err says why
 	EventConnected    EventType = "connected"    // joined (again); Text names the server software
-	EventDisconnected EventType = "disconnected" // the connection ended; Err says why, a reconnect follows
+	EventDisconnected EventType = "disconnected" // the connection ended; Err says why (Reason names it), a reconnect follows
 	EventState        EventType = "state"        // a member's media state changed (State)
 )
 
@@ -241,6 +241,28 @@ func (c *Client) Leave() {
 	default:
 		close(c.leave)
 	}
+}
+
+// Reason names, for people, why a connection ended or failed: the code of
+// the server's Goodbye or Error ("shutdown", "slow consumer", "replaced",
+// ...), "keepalive timeout" when the server stopped answering, "identity
+// changed" or "unknown server" for a key that is not the pinned one, and
+// "connection lost" for the rest.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, protocol.ErrIdentityChanged):
+		return "identity changed"
+	case errors.Is(err, protocol.ErrUnknownServer):
+		return "unknown server"
+	case errors.Is(err, protocol.ErrKeepalive):
+		return "keepalive timeout"
+	}
+	if code := protocol.CodeOf(err); code != protocol.CodeNone {
+		return code.String()
+	}
+	return "connection lost"
 }
 
 // Fatal reports whether err ends Run instead of causing a reconnect: the

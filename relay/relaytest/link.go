@@ -57,10 +57,33 @@ func (l *Link) AddToxic(name, typ string, dir Direction, attrs map[string]any) e
 	return nil
 }
 
-// RemoveToxic removes a toxic added before.
+// RemoveToxic removes a toxic added with AddToxic.
 func (l *Link) RemoveToxic(name string) error {
 	if err := l.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
 		return fmt.Errorf("relaytest: removing toxic %s: %w", name, err)
+	}
+	return nil
+}
+
+// Partition makes the link drop everything in both directions without
+// closing a connection, until Heal: a silent partition (toxiproxy's
+// timeout toxic with no timeout). New connections are accepted and then
+// get nothing through either.
+func (l *Link) Partition() error {
+	for _, dir := range []Direction{Upstream, Downstream} {
+		if err := l.AddToxic("partition-"+string(dir), "timeout", dir, map[string]any{"timeout": 0}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Heal ends a Partition.
+func (l *Link) Heal() error {
+	for _, dir := range []Direction{Upstream, Downstream} {
+		if err := l.RemoveToxic("partition-" + string(dir)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
