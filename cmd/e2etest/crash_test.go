@@ -37,12 +37,14 @@ func dialRoom(t testing.TB, srv *server, j *protocol.Join) (*protocol.Conn, *pro
 // server acknowledged is there afterwards, with the sequence number of its
 // ack; where retention removed messages on the restart (the room keeps
 // 1,500), a resuming member gets a gap marker for exactly that range.
+// parleyd is built without the race detector here (serverOpts.atFullSpeed).
 func TestKill9UnderLoad(t *testing.T) {
 	t.Parallel()
 	const senders, perSecond, retain = 10, 1000, 1500
 	srv := startServer(t, serverOpts{
-		listen: freePort(t),
-		config: &relay.FileConfig{RetainMessages: retain, TextBurst: 200, TextPerMinute: 6000},
+		listen:      freePort(t),
+		atFullSpeed: true, // a thousand messages a second (see atFullSpeed)
+		config:      &relay.FileConfig{RetainMessages: retain, TextBurst: 200, TextPerMinute: 6000},
 	})
 	type acked struct {
 		seq  uint64

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,31 +23,11 @@ import (
 var updateScreenshot = flag.Bool("update-screenshot", false, "copy the desktop call's screenshot to docs/screenshot-call.png")
 
 // The desktop app is built on first use: only its tests pay for it.
-var (
-	appOnce sync.Once
-	appBin  string
-	appErr  error
-)
+var desktopBuild lazyBinary
 
 func desktopApp(t testing.TB) string {
 	t.Helper()
-	appOnce.Do(func() {
-		dir := filepath.Dir(cliBin)
-		args := []string{"build", "-o", dir + string(filepath.Separator)}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/parleychat/parley/cmd/parley")
-		if out, err := exec.Command(goTool(), args...).CombinedOutput(); err != nil {
-			appErr = fmt.Errorf("go %v: %w\n%s", args, err, out)
-			return
-		}
-		appBin = filepath.Join(dir, "parley")
-	})
-	if appErr != nil {
-		t.Fatalf("building the desktop app: %v", appErr)
-	}
-	return appBin
+	return desktopBuild.get(t, "github.com/parleychat/parley/cmd/parley", raceEnabled)
 }
 
 // xvfb is a private X server.

@@ -279,7 +279,17 @@ type serverOpts struct {
 	dataDir string            // default a new temporary directory
 	config  *relay.FileConfig // written to a file for --config; nil: none
 	cfgPath string            // set by startServer
+
+	// atFullSpeed runs a parleyd built without the race detector. Under
+	// -race, checkptr instruments every pointer step of modernc.org/sqlite
+	// (a C-to-Go translation) and parleyd stores about 75 messages a second
+	// instead of thousands; the tests that load the server at a named rate
+	// use this one, and the relay's in-process tests cover its races.
+	atFullSpeed bool
 }
+
+// parleydFullSpeed is parleyd without the race detector (serverOpts.atFullSpeed).
+var parleydFullSpeed lazyBinary
 
 // server is a running parleyd.
 type server struct {
@@ -333,7 +343,11 @@ func startServer(t testing.TB, opts serverOpts) *server {
 	out := newFeed("parleyd stdout", parseLine)
 	logs := newFeed("parleyd log", parseLogRecord)
 	s := &server{opts: opts, logs: logs}
-	s.proc = startProc(t, "parleyd", parleydBin, args, environ(), out, logs)
+	bin := parleydBin
+	if opts.atFullSpeed && raceEnabled {
+		bin = parleydFullSpeed.get(t, "github.com/parleychat/parley/cmd/parleyd", false)
+	}
+	s.proc = startProc(t, "parleyd", bin, args, environ(), out, logs)
 	lines := out.waitFor(t, "the invite line", func(lines []string) bool {
 		for _, l := range lines {
 			if strings.HasPrefix(l, "invite: ") {

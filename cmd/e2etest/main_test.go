@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -75,6 +77,40 @@ func build(dir string) error {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
 	}
 	return nil
+}
+
+// lazyBinary is a binary built on first use, so that only the tests that
+// need it pay for its build.
+type lazyBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get builds pkg (with the race detector if race) into the directory of the
+// other binaries, once, and returns its path.
+func (b *lazyBinary) get(t testing.TB, pkg string, race bool) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir := filepath.Join(filepath.Dir(cliBin), "lazy-"+path.Base(pkg))
+		if race {
+			dir += "-race"
+		}
+		args := []string{"build", "-o", dir + string(filepath.Separator)}
+		if race {
+			args = append(args, "-race")
+		}
+		args = append(args, pkg)
+		if out, err := exec.Command(goTool(), args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go %v: %w\n%s", args, err, out)
+			return
+		}
+		b.path = filepath.Join(dir, path.Base(pkg))
+	})
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
+	}
+	return b.path
 }
 
 // goTool returns the go command of the toolchain running the tests.
