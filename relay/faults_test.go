@@ -240,6 +240,7 @@ func TestSlowReceiverInACall(t *testing.T) {
 	t.Logf("carol's voice in the first %v: p50 %v max %v; after: p50 %v p95 %v max %v",
 		learnLink, pct(early, 50), pct(early, 100), pct(late, 50), pct(late, 95), pct(late, 100))
 	t.Logf("carol's counters: %+v", st["carol"])
+	t.Logf("carol's timeline (second: voice frames, max voice delay; video frames): %s", timeline(start, cv, cf))
 
 	near := func(a, b time.Duration) bool { return a <= 2*b || a <= b+30*time.Millisecond }
 	if !near(bv95, ev95) || !near(bf95, ef95) {
@@ -374,4 +375,34 @@ func TestConnectionReset(t *testing.T) {
 	if n := ts.Stats().CloseReasons[CloseConnectionLost]; n != 5 {
 		t.Errorf("close reasons %v, want 5 connections lost", ts.Stats().CloseReasons)
 	}
+}
+
+// timeline summarises, second by second from start, the voice frames a
+// receiver got and their worst delay, and the video frames it got.
+func timeline(start time.Time, voice []gotVoice, frames []gotFrame) string {
+	type sec struct {
+		voice, video int
+		worst        time.Duration
+	}
+	var secs []sec
+	at := func(t time.Time) *sec {
+		i := max(0, int(t.Sub(start)/time.Second))
+		for len(secs) <= i {
+			secs = append(secs, sec{})
+		}
+		return &secs[i]
+	}
+	for _, v := range voice {
+		s := at(v.at)
+		s.voice++
+		s.worst = max(s.worst, v.at.Sub(time.UnixMicro(v.Captured)))
+	}
+	for _, f := range frames {
+		at(f.at).video++
+	}
+	var b strings.Builder
+	for i, s := range secs {
+		fmt.Fprintf(&b, "\n  %2d: %3d voice, worst %6v; %d video", i, s.voice, s.worst.Round(time.Millisecond), s.video)
+	}
+	return b.String()
 }

@@ -68,7 +68,7 @@ type pacerConfig struct {
 
 func defaultPacerConfig() pacerConfig {
 	return pacerConfig{
-		initial:     800e3 / 8,
+		initial:     300e3 / 8,
 		min:         16e3 / 8,
 		max:         100e6 / 8,
 		target:      5 * time.Millisecond,
@@ -91,9 +91,18 @@ func newPacer(cfg pacerConfig, now int64) *pacer {
 func (p *pacer) active() bool { return !p.deaf }
 
 // fresh reports whether the pacer's view of the link is recent: it has
-// been pinging (which it does only while video flows) and heard back.
+// heard back from a Ping lately, or it has Pings in flight — on a link
+// with seconds queued the answers take seconds, and that is when holding
+// voice to the rate matters most: voice that may not wait in the relay
+// keeps the link's queue from ever draining.
 func (p *pacer) fresh(now int64) bool {
-	return p.active() && p.lastPong != 0 && now-p.lastPong < int64(2*time.Second)
+	return p.active() && p.lastPong != 0 && (now-p.lastPong < int64(2*time.Second) || len(p.out) > 0)
+}
+
+// congested reports whether the link has shown its limit lately (the
+// pacer cut its rate within calmAfter).
+func (p *pacer) congested(now int64) bool {
+	return p.lastCut != 0 && now-p.lastCut < int64(calmAfter)
 }
 
 // unansweredLimit is how long Pings may go unanswered from the first
@@ -153,7 +162,13 @@ func (p *pacer) pingDue(now int64, mediaActive bool) (bool, time.Duration) {
 	// Often while video is held back or a queue shows, else a fourth as
 	// often: enough to notice a change, at a quarter of the cost.
 	interval := p.cfg.pingEvery
-	if !p.limited && p.queueing < p.cfg.target/2 && now-p.lastCut > int64(calmAfter) {
+	switch {
+	case p.lastCut == 0 && p.limited:
+		// Slow start: each answer may raise the rate, so more answers
+		// find a fast link sooner — and a slow one before much is
+		// queued in it.
+		interval /= 4
+	case !p.limited && p.queueing < p.cfg.target/2 && now-p.lastCut > int64(calmAfter):
 		interval *= 4
 	}
 	if left := p.lastPing + int64(interval) - now; (left > 0 && p.firstPing != 0) || len(p.out) == cap(p.outBuf) {

@@ -18,7 +18,7 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, relaytest.IgnoreLinkLeaks) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, relaytest.IgnoreLinkLeaks...) }
 
 // testServer is a relay on a loopback port.
 type testServer struct {

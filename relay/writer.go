@@ -38,6 +38,7 @@ type writer struct {
 	wakeIn     time.Duration
 	pingNonce  uint64
 	videoOutAt int64 // mono() of the last video written to the client
+	voiceOutAt int64 // mono() of the last voice written to the client
 	media      senderState
 	cur        *mediaFrame // the video fragment being written, in chunks
 	curOff     int         // how much of cur is written

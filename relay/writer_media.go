@@ -60,6 +60,7 @@ func (w *writer) voiceMayGo(now int64) bool {
 	if p.tokens >= limit {
 		return true
 	}
+	p.limited = true // the link may carry more: let the pacer probe
 	w.wakeAfter(time.Duration((limit - p.tokens) / p.rate * 1e9))
 	return false
 }
@@ -89,6 +90,7 @@ func (w *writer) writeVoice(st *protocol.Stream, now int64) (bool, error) {
 		return false, err
 	}
 	s.media.voiceOut.Add(uint64(n))
+	w.voiceOutAt = now
 
 	m := &w.media
 	if now-m.voiceWindow >= int64(time.Second) {
@@ -157,10 +159,12 @@ func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQu
 		w.pacer = newPacer(defaultPacerConfig(), now)
 	}
 	if w.pacer != nil {
-		// Pings only while video flows: only video is paced, and a Ping
-		// (and its Pong) per 100 ms for every voice-only listener would
-		// cost as much as the voice.
-		active := videoQueued || w.cur != nil || (w.videoOutAt != 0 && now-w.videoOutAt < int64(time.Second))
+		// Pings only while video flows, or voice on a link that showed
+		// its limit lately: a Ping (and its Pong) per 100 ms for every
+		// voice-only listener would cost as much as the voice, but where
+		// even the voice fills the link, the pacer must keep watching it.
+		active := videoQueued || w.cur != nil || (w.videoOutAt != 0 && now-w.videoOutAt < int64(time.Second)) ||
+			(w.voiceOutAt != 0 && now-w.voiceOutAt < int64(time.Second) && w.pacer.congested(now))
 		// Before any media, one Ping measures the path while it is
 		// empty: the least round trip that later ones are judged by.
 		probe := w.pacer.pongs == 0 && len(w.pacer.out) == 0 && s.wantsVideo.Load()
@@ -179,7 +183,7 @@ func (w *writer) relayControl(ctl []byte, r *room, m *member, now int64, videoQu
 		// its rate lately): a pacer that merely has not needed more does
 		// not know the link, and a low budget from it would hold every
 		// sender down at its starting rate.
-		if p := w.pacer; p.active() && p.lastCut != 0 && now-p.lastCut < int64(calmAfter) {
+		if p := w.pacer; p.active() && p.congested(now) {
 			s.videoBudget.Store(uint64(max(0, p.rate*8*0.9-w.media.voiceBps)))
 		} else {
 			s.videoBudget.Store(0)
