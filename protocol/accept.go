@@ -119,8 +119,15 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *ServerConfig) (*ServerCo
 		tc.Close()
 		return nil, errorf(CodeVersion, "client did not offer ALPN %q", ALPN)
 	}
-	g := newGuard(tc, cfg.Guard)
 	maxStreams := orDefault(cfg.MaxStreams, 8)
+	limits := cfg.Guard
+	if limits.MaxOpens == 0 {
+		// Room for the relay to refuse the stream after its MaxStreams
+		// with a Goodbye, and for the open rate's burst to trip first;
+		// beyond that the guard cuts at once.
+		limits.MaxOpens = 4 * maxStreams
+	}
+	g := newGuard(tc, limits)
 	sess, err := yamux.Server(&coalescer{Conn: g}, yamuxConfig(cfg.KeepAliveInterval, cfg.WriteTimeout, maxStreams))
 	if err != nil {
 		tc.Close()

@@ -36,6 +36,13 @@ type GuardLimits struct {
 	// stream may be opened.
 	StreamOpens     float64
 	StreamOpenBurst int
+	// MaxOpens bounds the streams a client may open over a session's
+	// life, control included (default 32; Handshake makes it four times
+	// ServerConfig.MaxStreams). A client opens one stream per
+	// kind and never closes one, so this is far above what any client
+	// needs; it caps what a flood of SYNs can make yamux do whatever the
+	// open rate.
+	MaxOpens int
 	// Pings and PingBurst bound yamux pings per second (default 2, burst 8).
 	Pings     float64
 	PingBurst int
@@ -58,6 +65,9 @@ func (l *GuardLimits) withDefaults() GuardLimits {
 	if g.PingBurst == 0 {
 		g.PingBurst = 8
 	}
+	if g.MaxOpens == 0 {
+		g.MaxOpens = 32
+	}
 	return g
 }
 
@@ -74,7 +84,7 @@ type guard struct {
 	hdr   [yamuxHeaderSize]byte
 	hdrN  int
 	body  uint32 // body bytes of the current data frame still to come
-	opens int    // streams opened before the hello
+	opens int    // streams the client opened
 	openL *rate.Limiter
 	pingL *rate.Limiter
 }
@@ -137,13 +147,15 @@ func (g *guard) checkHeader() *Error {
 	}
 	if (typ == yamuxTypeData || typ == yamuxTypeWindow) && flags&yamuxFlagSYN != 0 {
 		if !authed {
-			g.opens++
-			if g.opens > 1 {
+			if g.opens > 0 {
 				return errorf(CodeTooManyStreams, "a second stream before the hello")
 			}
 		} else if !g.openL.Allow() {
 			return errorf(CodeStreamRate, "streams opened faster than %g per second", g.limits.StreamOpens)
+		} else if g.opens >= g.limits.MaxOpens {
+			return errorf(CodeTooManyStreams, "more than %d streams opened in one session", g.limits.MaxOpens)
 		}
+		g.opens++
 	}
 	if typ == yamuxTypePing && flags&yamuxFlagSYN != 0 && !g.pingL.Allow() {
 		return errorf(CodeStreamRate, "pings faster than %g per second", g.limits.Pings)

@@ -289,8 +289,9 @@ func latencyUnchanged(t *testing.T, before, during []time.Duration) {
 // TestStreamFlood opens ten thousand streams without writing on them, then
 // ten thousand more that are reset as soon as they are opened, from many
 // sessions at once: first with the default limits (the open rate cuts
-// each session after 16), then with the open rate lifted, so that the cap
-// on streams open at once has to hold by itself. Memory per session stays
+// each session after 16), then with the open rate lifted, so that the caps
+// on streams open at once and opened in a session's life have to hold by
+// themselves. Memory per session stays
 // within budget and a witness's round trip does not change.
 func TestStreamFlood(t *testing.T) {
 	const perSession, workers = 10000, 2
