@@ -50,9 +50,12 @@ type JoinRequest struct {
 
 // HostRequest says what to host.
 type HostRequest struct {
-	Room  string // "" means "lobby"
-	Name  string
-	Media MediaChoice
+	Room string // "" means "lobby"
+	Name string
+	// Password, if set, is what others must give to join the room (the
+	// host joins with it too). It is not part of the invite link.
+	Password string
+	Media    MediaChoice
 }
 
 // MediaChoice says what to send at the start of a call. Each is a list of

@@ -246,11 +246,16 @@ func center(r image.Rectangle) image.Point {
 
 // Golden comparison: a pixel differs when a channel differs by more than
 // goldenChannelTol; an image matches when at most goldenMaxFraction of its
-// pixels differ. (GPU rasterisers differ a little at glyph and curve
-// edges; a layout change moves many pixels.)
+// pixels differ and no goldenTile×goldenTile square has more than
+// goldenMaxTile of its pixels differing. (GPU rasterisers differ a little
+// at glyph and curve edges, a pixel here and there; a layout change moves
+// many pixels, and a changed icon or badge — a few hundred pixels, too few
+// for the fraction — fills a square.)
 const (
 	goldenChannelTol  = 24
 	goldenMaxFraction = 0.004
+	goldenTile        = 16
+	goldenMaxTile     = 0.1
 )
 
 // checkGolden compares img with testdata/name.png (or writes it with
@@ -293,6 +298,8 @@ func diffImages(want image.Image, got *image.RGBA) (float64, string) {
 	}
 	wb := want.Bounds()
 	diff := 0
+	tilesX := (wb.Dx() + goldenTile - 1) / goldenTile
+	tiles := make([]int, tilesX*((wb.Dy()+goldenTile-1)/goldenTile))
 	for y := range wb.Dy() {
 		for x := range wb.Dx() {
 			w := color.NRGBAModel.Convert(want.At(wb.Min.X+x, wb.Min.Y+y)).(color.NRGBA)
@@ -301,7 +308,15 @@ func diffImages(want image.Image, got *image.RGBA) (float64, string) {
 			if absDiff(w.R, g[0]) > goldenChannelTol || absDiff(w.G, g[1]) > goldenChannelTol ||
 				absDiff(w.B, g[2]) > goldenChannelTol || absDiff(w.A, g[3]) > goldenChannelTol {
 				diff++
+				tiles[y/goldenTile*tilesX+x/goldenTile]++
 			}
+		}
+	}
+	for i, n := range tiles {
+		if float64(n) > goldenMaxTile*goldenTile*goldenTile {
+			x, y := i%tilesX*goldenTile, i/tilesX*goldenTile
+			return float64(diff) / float64(wb.Dx()*wb.Dy()), fmt.Sprintf("%d of the %d pixels of the square at (%d,%d) differ (a changed detail)",
+				n, goldenTile*goldenTile, x, y)
 		}
 	}
 	return float64(diff) / float64(wb.Dx()*wb.Dy()), ""

@@ -354,6 +354,15 @@ func TestStartValidation(t *testing.T) {
 	if want := []HostRequest{{Name: "ada"}}; !reflect.DeepEqual(hs.b.hosts, want) {
 		t.Errorf("Host calls = %+v, want %+v", hs.b.hosts, want)
 	}
+	// A password typed for the hosted room goes with the request (and
+	// the join form's password does not).
+	hs.post(Left{})
+	hs.frame()
+	s.hostPassword.SetText("team only")
+	hs.trySubmit(&s.hostPassword)
+	if want := []HostRequest{{Name: "ada"}, {Name: "ada", Password: "team only"}}; !reflect.DeepEqual(hs.b.hosts, want) {
+		t.Errorf("Host calls = %+v, want %+v", hs.b.hosts, want)
+	}
 }
 
 // trySubmit presses Enter in ed.

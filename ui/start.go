@@ -16,6 +16,7 @@ import (
 // startState is the start screen: join with an invite link, or host.
 type startState struct {
 	name, invite, password, room widget.Editor
+	hostPassword                 widget.Editor
 
 	join, host, cancel, dismiss widget.Clickable
 	tofu                        widget.Bool
@@ -44,11 +45,12 @@ type startState struct {
 const maxNameLen = 32
 
 func (s *startState) init(a *App) {
-	for _, e := range []*widget.Editor{&s.name, &s.invite, &s.password, &s.room} {
+	for _, e := range []*widget.Editor{&s.name, &s.invite, &s.password, &s.room, &s.hostPassword} {
 		e.SingleLine = true
 		e.Submit = true
 	}
 	s.password.Mask = '•'
+	s.hostPassword.Mask = '•'
 	s.list.Axis = layout.Vertical
 	name := a.opts.Join.Name
 	if name == "" {
@@ -65,6 +67,7 @@ func (s *startState) init(a *App) {
 		room = a.prefs.Room
 	}
 	s.room.SetText(room)
+	s.hostPassword.SetText(a.opts.Host.Password)
 	s.tofu.Value = a.opts.Join.TrustOnFirstUse
 	s.focusFirst = true
 	s.refreshRecent(a)
@@ -134,7 +137,7 @@ func (a *App) tryHost() {
 	if s.nameErr != "" {
 		return
 	}
-	a.beginHost(HostRequest{Room: strings.TrimSpace(s.room.Text()), Name: name, Media: a.opts.Media})
+	a.beginHost(HostRequest{Room: strings.TrimSpace(s.room.Text()), Name: name, Password: s.hostPassword.Text(), Media: a.opts.Media})
 }
 
 // handleStart processes the start screen's input.
@@ -149,6 +152,7 @@ func (a *App) handleStart(gtx layout.Context) {
 		{&s.invite, a.tryJoin, &s.inviteErr},
 		{&s.password, a.tryJoin, nil},
 		{&s.room, a.tryHost, nil},
+		{&s.hostPassword, a.tryHost, nil},
 	} {
 		for {
 			ev, ok := f.ed.Update(gtx)
@@ -277,7 +281,7 @@ func (a *App) layoutStart(gtx layout.Context) {
 	for _, f := range []struct {
 		ed   *widget.Editor
 		name string
-	}{{&s.name, "name"}, {&s.invite, "invite"}, {&s.password, "password"}, {&s.room, "room"}} {
+	}{{&s.name, "name"}, {&s.invite, "invite"}, {&s.password, "password"}, {&s.room, "room"}, {&s.hostPassword, "host password"}} {
 		if gtx.Focused(f.ed) {
 			focused = f.name
 		}
@@ -602,6 +606,10 @@ func (a *App) layoutHostForm(gtx layout.Context) layout.Dimensions {
 		layout.Rigid(layout.Spacer{Height: 12}.Layout),
 		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
 			return a.formField(gtx, "Room name (optional)", &s.room, "lobby", "")
+		}),
+		layout.Rigid(layout.Spacer{Height: 14}.Layout),
+		layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+			return a.formField(gtx, "Password to join (optional)", &s.hostPassword, "", "")
 		}),
 		layout.Rigid(layout.Spacer{Height: 18}.Layout),
 		layout.Rigid(func(gtx layout.Context) layout.Dimensions {

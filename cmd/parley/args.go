@@ -6,13 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/parleychat/parley/ui"
 )
 
 const usage = `usage: parley                          (the start screen)
-       parley --host [--room ROOM] [--name NAME] [--listen ADDR] [--public-addr HOST:PORT] [--video V] [--audio A]
+       parley --host [--room ROOM] [--name NAME] [--password P] [--listen ADDR] [--public-addr HOST:PORT] [--video V] [--audio A]
        parley --join INVITE --name NAME [--password P] [--trust-on-first-use] [--video V] [--audio A]
 
 --video and --audio list what to send, tried in order: camera (or
@@ -71,7 +72,7 @@ func parseArgs(args []string) (options, error) {
 			*name = defaultName()
 		}
 		o.ui.Start = ui.StartHost
-		o.ui.Host = ui.HostRequest{Room: *room, Name: *name, Media: media}
+		o.ui.Host = ui.HostRequest{Room: *room, Name: *name, Password: *password, Media: media}
 	case *join != "":
 		if *name == "" {
 			return o, errors.New("--join needs --name")
@@ -120,4 +121,17 @@ func defaultName() string {
 		}
 	}
 	return "host"
+}
+
+// checkDisplay says plainly when there is no desktop to open a window on
+// (Gio's own error names the Wayland call that failed).
+func checkDisplay() error {
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "openbsd" {
+		return nil
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return errors.New("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); " +
+			"in a terminal, use parley-cli (make run-terminal starts a server and joins it)")
+	}
+	return nil
 }

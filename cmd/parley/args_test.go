@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -42,5 +44,20 @@ func TestParseArgs(t *testing.T) {
 		if _, err := parseArgs(bad); err == nil {
 			t.Errorf("parseArgs(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestHelpAndNoDisplay(t *testing.T) {
+	if _, err := parseArgs([]string{"--help"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("parseArgs(--help) = %v, want flag.ErrHelp (usage on stdout, exit 0)", err)
+	}
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	if err := checkDisplay(); err == nil || !strings.Contains(err.Error(), "parley-cli") {
+		t.Errorf("checkDisplay() without a display = %v, want an error that points to parley-cli", err)
+	}
+	t.Setenv("DISPLAY", ":99")
+	if err := checkDisplay(); err != nil {
+		t.Errorf("checkDisplay() with DISPLAY set = %v", err)
 	}
 }

@@ -2,7 +2,7 @@
 // window, joining a room with an invite link or hosting one.
 //
 //	parley                                   the start screen
-//	parley --host [--room R] [--name N] [--listen ADDR]   host a room here
+//	parley --host [--room R] [--name N] [--password P] [--listen ADDR]   host a room here
 //	parley --join INVITE --name N [--password P] [--trust-on-first-use]
 //	       [--video camera|testpattern|none,...] [--audio mic|tone|none,...]
 //
@@ -10,6 +10,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,10 +25,18 @@ import (
 
 func main() {
 	opts, err := parseArgs(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Println(usage)
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if err := checkDisplay(); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		os.Exit(1)
 	}
 	s := session.New(session.Config{
 		HostListen:     opts.listen,

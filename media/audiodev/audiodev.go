@@ -41,7 +41,7 @@ func acquire() error {
 	paMu.Lock()
 	defer paMu.Unlock()
 	if paRefs == 0 {
-		if err := withStderrQuiet(portaudio.Initialize); err != nil {
+		if err := initQuietly(portaudio.Initialize); err != nil {
 			return fmt.Errorf("audiodev: initialise PortAudio: %w", err)
 		}
 		skipLowStreamIDs()

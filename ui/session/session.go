@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/media"
@@ -137,10 +138,12 @@ func (s *Session) Join(req ui.JoinRequest) {
 		s.fail(ui.ErrOther, "That name cannot be used: "+strings.TrimPrefix(err.Error(), "parley: ")+".")
 		return
 	}
-	s.start(inv, req, nil)
+	s.start(inv, req)
 }
 
-// Host starts a relay in this process and joins one of its rooms.
+// Host starts a relay in this process and joins one of its rooms. Making
+// the relay (its key, its database) and listening run on the call's own
+// goroutine, not the caller's: the window's frame loop calls this.
 func (s *Session) Host(req ui.HostRequest) {
 	room := req.Room
 	if room == "" {
@@ -154,8 +157,27 @@ func (s *Session) Host(req ui.HostRequest) {
 		s.fail(ui.ErrOther, "That name cannot be used: "+strings.TrimPrefix(err.Error(), "parley: ")+".")
 		return
 	}
-	srv, err := relay.New(relay.Config{DataDir: s.cfg.HostDataDir, Logger: s.log.With("part", "relay")})
+	if c := s.reserve(req.Name, req.Media); c != nil {
+		go c.host(room, req)
+	}
+}
+
+// host starts the relay of a hosted call and joins it over loopback.
+func (c *activeCall) host(room string, req ui.HostRequest) {
+	s := c.s
+	cfg := relay.Config{DataDir: s.cfg.HostDataDir, Logger: s.log.With("part", "relay")}
+	if req.Password != "" {
+		hash, err := relay.HashPassword(req.Password)
+		if err != nil {
+			c.release()
+			s.fail(ui.ErrOther, "Could not set the room's password: "+err.Error())
+			return
+		}
+		cfg.Rooms = map[string]relay.RoomConfig{room: {PasswordHash: hash}}
+	}
+	srv, err := relay.New(cfg)
 	if err != nil {
+		c.release()
 		s.fail(ui.ErrOther, "Could not start the server: "+err.Error())
 		return
 	}
@@ -167,7 +189,15 @@ func (s *Session) Host(req ui.HostRequest) {
 	}
 	if err != nil {
 		srv.Close()
+		c.release()
 		s.fail(ui.ErrOther, "Could not listen for connections: "+err.Error())
+		return
+	}
+	if c.ctx.Err() != nil { // left while the relay was starting
+		ln.Close()
+		srv.Close()
+		c.release()
+		s.emit(ui.Left{})
 		return
 	}
 	go srv.Serve(ln)
@@ -178,11 +208,12 @@ func (s *Session) Host(req ui.HostRequest) {
 	public := srv.Invite(publicAddr, room)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	local, _ := protocol.ParseInvite(srv.Invite(net.JoinHostPort("127.0.0.1", port), room))
+	c.srv, c.invite, c.addr = srv, public, local.Addr
 	s.emit(ui.Hosting{Invite: public, Addr: ln.Addr().String()})
 	if s.cfg.OnHosting != nil {
 		s.cfg.OnHosting(public)
 	}
-	s.start(local, ui.JoinRequest{Invite: public, Name: req.Name, Media: req.Media}, srv)
+	c.run(local, ui.JoinRequest{Invite: public, Name: req.Name, Password: req.Password, Media: req.Media})
 }
 
 // activeCall is one call: its client, its media, and the hosted relay.
@@ -196,7 +227,10 @@ type activeCall struct {
 	srv    *relay.Server // nil unless hosting
 	invite string        // the link shown to the user
 	addr   string        // the server's host:port
-	choice ui.MediaChoice
+	// published is client, set once run has made it and media: for the
+	// window's goroutine, which may act on the call before that.
+	published atomic.Pointer[client.Client]
+	choice    ui.MediaChoice
 
 	mu      sync.Mutex // guards the fields below
 	people  map[string]*person
@@ -224,23 +258,38 @@ type selection struct {
 }
 
 // start opens the devices and runs the call.
-func (s *Session) start(inv protocol.Invite, req ui.JoinRequest, srv *relay.Server) {
+func (s *Session) start(inv protocol.Invite, req ui.JoinRequest) {
+	if c := s.reserve(req.Name, req.Media); c != nil {
+		c.invite, c.addr = req.Invite, inv.Addr
+		go c.run(inv, req)
+	}
+}
+
+// reserve makes the session's call, unless there is one already. The call
+// is not connected yet: its goroutine does that.
+func (s *Session) reserve(name string, media ui.MediaChoice) *activeCall {
 	s.mu.Lock()
 	if s.call != nil {
 		s.mu.Unlock()
-		if srv != nil {
-			srv.Close()
-		}
 		s.emit(ui.Error{Kind: ui.ErrOther, Message: "Leave the current call first."})
-		return
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &activeCall{s: s, ctx: ctx, cancel: cancel, done: make(chan struct{}), srv: srv, invite: req.Invite, addr: inv.Addr,
-		choice: req.Media, people: make(map[string]*person), self: req.Name}
+	c := &activeCall{s: s, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		choice: media, people: make(map[string]*person), self: name}
 	s.call = c
 	s.mu.Unlock()
 	s.emit(ui.Status{State: ui.Connecting})
-	go c.run(inv, req)
+	return c
+}
+
+// release ends a call that never ran.
+func (c *activeCall) release() {
+	c.cancel()
+	c.s.mu.Lock()
+	c.s.call = nil
+	c.s.mu.Unlock()
+	close(c.done)
 }
 
 // Leave ends the call.
@@ -249,7 +298,9 @@ func (s *Session) Leave() {
 	c := s.call
 	s.mu.Unlock()
 	if c != nil {
-		c.client.Leave()
+		if cl := c.published.Load(); cl != nil {
+			cl.Leave()
+		}
 		c.cancel()
 	}
 }
@@ -279,6 +330,7 @@ func (c *activeCall) run(inv protocol.Invite, req ui.JoinRequest) {
 		Media:  c.media,
 		Logger: s.log.With("part", "client"),
 	})
+	c.published.Store(c.client)
 	c.openDevices()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.media.Run(c.ctx, c.client) })
@@ -526,22 +578,37 @@ func (c *activeCall) quietTalkers(now time.Time) {
 
 // Send posts a room message.
 func (s *Session) Send(text string) {
-	if c := s.active(); c != nil {
-		c.client.Send(text)
+	if cl := s.activeClient(); cl != nil {
+		cl.Send(text)
 	}
 }
 
 // SendPrivate posts a private message.
 func (s *Session) SendPrivate(to, text string) {
-	if c := s.active(); c != nil {
-		c.client.SendPrivate(to, text)
+	if cl := s.activeClient(); cl != nil {
+		cl.SendPrivate(to, text)
 	}
 }
 
+// active returns the current call once its goroutine has made its client
+// and media (the window acts on a call only after it joined; until then
+// there is nothing to act on), else nil.
 func (s *Session) active() *activeCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.call == nil || s.call.published.Load() == nil {
+		return nil
+	}
 	return s.call
+}
+
+// activeClient returns the client of the current call, nil before the
+// call's goroutine has made it.
+func (s *Session) activeClient() *client.Client {
+	if c := s.active(); c != nil {
+		return c.published.Load()
+	}
+	return nil
 }
 
 // ----- errors in plain words -----

@@ -47,6 +47,14 @@ type watcher struct {
 	evs  []ui.Event
 	more chan struct{}
 	done chan struct{}
+	from int // waitFor looks at events from this one on
+}
+
+// skip makes waitFor ignore the events so far.
+func (w *watcher) skip() {
+	w.mu.Lock()
+	w.from = len(w.evs)
+	w.mu.Unlock()
 }
 
 func watch(t *testing.T, name string, s *Session) *watcher {
@@ -71,7 +79,9 @@ func waitFor[T ui.Event](w *watcher, what string, match func(T) bool) T {
 	w.t.Helper()
 	deadline := time.NewTimer(20 * time.Second)
 	defer deadline.Stop()
-	seen := 0
+	w.mu.Lock()
+	seen := w.from
+	w.mu.Unlock()
 	for {
 		w.mu.Lock()
 		evs := w.evs
@@ -292,4 +302,58 @@ func TestHostPublicAddr(t *testing.T) {
 	waitFor(w, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
 	s.Leave()
 	waitFor(w, "left", anyEvent[ui.Left])
+}
+
+// TestHostWithPassword: a room hosted from the app with a password lets
+// in whoever gives it, and tells whoever does not, in plain words, that
+// the password is wrong. The host joins its own room with it.
+func TestHostWithPassword(t *testing.T) {
+	none := ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}
+	host := newSession(t)
+	hw := watch(t, "host", host)
+	host.Host(ui.HostRequest{Name: "host", Password: "open sesame", Media: none})
+	h := waitFor(hw, "hosting", anyEvent[ui.Hosting])
+	waitFor(hw, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	if strings.Contains(h.Invite, "sesame") {
+		t.Errorf("the invite link %q carries the password", h.Invite)
+	}
+	inv, _ := protocol.ParseInvite(h.Invite)
+	inv.Addr = h.Addr
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{{"no password", "", false}, {"wrong password", "sesame", false}, {"right password", "open sesame", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(t)
+			w := watch(t, tc.name, s)
+			s.Join(ui.JoinRequest{Invite: inv.String(), Name: "guest", Password: tc.password, Media: none})
+			if tc.ok {
+				waitFor(w, "joined", func(j ui.Joined) bool { return j.Name == "guest" })
+				s.Leave()
+				waitFor(w, "left", anyEvent[ui.Left])
+				return
+			}
+			e := waitFor(w, "an error", anyEvent[ui.Error])
+			if e.Kind != ui.ErrBadPassword || !e.Fatal || !strings.Contains(e.Message, "password") {
+				t.Errorf("error = %+v, want a fatal ErrBadPassword that says so", e)
+			}
+			waitFor(w, "left", anyEvent[ui.Left])
+		})
+	}
+}
+
+// TestLeaveWhileHostStarts: leaving while the hosted relay is still
+// starting ends the attempt — the window's Cancel — and the session can
+// host again at once.
+func TestLeaveWhileHostStarts(t *testing.T) {
+	none := ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}
+	s := newSession(t)
+	w := watch(t, "host", s)
+	s.Host(ui.HostRequest{Name: "host", Media: none})
+	s.Leave() // Host returned at once: the relay starts on the call's goroutine
+	waitFor(w, "left", anyEvent[ui.Left])
+	w.skip()
+	s.Host(ui.HostRequest{Name: "host", Media: none})
+	waitFor(w, "connected", func(st ui.Status) bool { return st.State == ui.Connected })
+	s.Leave()
 }
