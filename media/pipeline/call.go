@@ -119,6 +119,12 @@ type Call struct {
 	recv    *receiver
 	speaker *slot[media.AudioSink]
 	state   atomic.Int32 // the state last announced; -1: none yet
+
+	// joined is closed at the first Joined: senders read their sources
+	// only from then on, so that a file starts at its beginning and a
+	// camera's first pictures are not encoded for nobody.
+	joined     chan struct{}
+	joinedOnce sync.Once
 }
 
 type connBox struct{ Conn }
@@ -131,7 +137,7 @@ func New(cfg Config) *Call {
 	if cfg.FrameRate == 0 {
 		cfg.FrameRate = 30
 	}
-	c := &Call{cfg: cfg, log: cfg.Logger, speaker: newSlot(cfg.Speaker, cfg.Speaker != nil)}
+	c := &Call{cfg: cfg, log: cfg.Logger, speaker: newSlot(cfg.Speaker, cfg.Speaker != nil), joined: make(chan struct{})}
 	c.state.Store(-1)
 	if cfg.NewAudioEncoder != nil {
 		c.audio = &audioSender{call: c, src: newSlot(cfg.Audio, cfg.Audio != nil)}
@@ -316,6 +322,17 @@ func (c *Call) Joined(self uint32, members []protocol.Member) {
 		}
 	}
 	c.recv.reset()
+	c.joinedOnce.Do(func() { close(c.joined) })
+}
+
+// waitJoined waits for the first Joined; false if ctx ended first.
+func (c *Call) waitJoined(ctx context.Context) bool {
+	select {
+	case <-c.joined:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Signal handles media signalling from the relay.

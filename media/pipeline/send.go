@@ -49,6 +49,9 @@ func (s *audioSender) run(ctx context.Context) error {
 	out := make([]byte, protocol.MaxVoiceData)
 	v := protocol.Voice{Codec: protocol.CodecOpus}
 	fec := 0
+	if !s.call.waitJoined(ctx) {
+		return nil
+	}
 	for seq := uint32(0); ; {
 		src, ok, gen, changed := s.src.get()
 		if !ok {
@@ -164,7 +167,7 @@ func (s *videoSender) target() int {
 }
 
 func (s *videoSender) run(ctx context.Context) error {
-	var enc media.VideoEncoder // made at the first picture: a track may never be used
+	var enc media.VideoEncoder // made with the first source: a track may never be used
 	defer func() {
 		if enc != nil {
 			enc.Close()
@@ -177,6 +180,9 @@ func (s *videoSender) run(ctx context.Context) error {
 	if frag == 0 {
 		frag = protocol.DefaultFragmentData
 	}
+	if !s.call.waitJoined(ctx) {
+		return nil
+	}
 	for seq := uint32(0); ; {
 		src, ok, gen, changed := s.src.get()
 		if !ok {
@@ -186,6 +192,16 @@ func (s *videoSender) run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			}
+		}
+		if enc == nil {
+			// Before the first picture is read: a source paced in real
+			// time (a file, the test pattern) would skip the pictures
+			// due while libvpx starts.
+			var err error
+			if enc, err = s.call.cfg.NewVideoEncoder(s.track == protocol.TrackScreen); err != nil {
+				return err
+			}
+			bps = 0
 		}
 		img, captured, err := src.ReadFrame()
 		if err != nil {
@@ -205,12 +221,6 @@ func (s *videoSender) run(ctx context.Context) error {
 		}
 		if f := s.call.cfg.OnPreview; f != nil {
 			f(s.track, img)
-		}
-		if enc == nil {
-			if enc, err = s.call.cfg.NewVideoEncoder(s.track == protocol.TrackScreen); err != nil {
-				return err
-			}
-			bps = 0
 		}
 		if t := s.target(); t != bps {
 			bps = t
