@@ -2,6 +2,7 @@ package audio
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -15,7 +16,9 @@ import (
 // Each packet carries the sender's sequence number (one per 20 ms frame)
 // and the capture time of its first sample by the sender's clock. On
 // arrival the buffer notes the transit arrival−capture (which includes the
-// offset between the two clocks, constant but for drift). Over a window of
+// offset between the two clocks, constant but for drift; it is measured
+// from the first packet's arrival and capture, so that it stays small
+// however far apart the clocks are). Over a window of
 // recent arrivals, the smallest transit is the fastest path; a packet's
 // deviation is its transit minus that minimum. The target delay is a high
 // quantile of the deviations, clamped to [MinDelay, MaxDelay]; it rises at
@@ -195,13 +198,16 @@ type JitterBuffer struct {
 	// Recently played frames (bit i: next-1-i), to tell duplicates from
 	// late packets.
 	playedBits uint64
-	// Jitter measurement: transits of the last cfg.Window arrivals.
-	transits []time.Duration
-	tpos     int
-	sorted   []time.Duration // scratch
-	minT     time.Duration
-	jitter   time.Duration
-	target   time.Duration
+	// Jitter measurement: transits of the last cfg.Window arrivals,
+	// relative to the capture and arrival times of the first (transitLocked).
+	capRef, nowRef time.Time
+	haveRef        bool
+	transits       []time.Duration
+	tpos           int
+	sorted         []time.Duration // scratch
+	minT           time.Duration
+	jitter         time.Duration
+	target         time.Duration
 	// Shrinking.
 	quiet     bool
 	overTicks int
@@ -269,7 +275,10 @@ func (b *JitterBuffer) has(seq uint32) bool {
 	return s.ok && s.seq == seq
 }
 
-// Push adds a packet that arrived at now. It copies payload.
+// Push adds a packet that arrived at now. It copies payload: the buffer
+// holds at most Capacity packets, in buffers it reuses, so that its memory
+// stays under about 2×(Capacity+2) times the largest payload pushed (the
+// protocol limits a voice payload to under 4 KiB).
 func (b *JitterBuffer) Push(seq uint32, captured time.Time, payload []byte, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -297,7 +306,9 @@ func (b *JitterBuffer) Push(seq uint32, captured time.Time, payload []byte, now 
 	if !b.haveHigh || diff(seq, b.high) > 0 {
 		b.high, b.highCapt, b.haveHigh = seq, captured, true
 	}
-	b.makeRoomLocked(seq)
+	if !b.makeRoomLocked(seq) {
+		return
+	}
 	s := b.slot(seq)
 	s.ok, s.seq, s.captured = true, seq, captured
 	s.data = append(s.data[:0], payload...)
@@ -305,8 +316,9 @@ func (b *JitterBuffer) Push(seq uint32, captured time.Time, payload []byte, now 
 }
 
 // makeRoomLocked drops the oldest packets (advancing the playout position
-// when playing) until seq fits in the slots.
-func (b *JitterBuffer) makeRoomLocked(seq uint32) {
+// when playing) until seq fits in the slots. It returns false, counting
+// seq as overflow, when seq is itself the oldest and does not fit.
+func (b *JitterBuffer) makeRoomLocked(seq uint32) bool {
 	capacity := int64(len(b.slots))
 	if b.nextValid {
 		if ahead := diff(seq, b.next); ahead >= capacity {
@@ -317,7 +329,7 @@ func (b *JitterBuffer) makeRoomLocked(seq uint32) {
 				b.clearLocked()
 				b.next = seq - uint32(capacity) + 1
 				b.playedBits = 0
-				return
+				return true
 			}
 			for diff(seq, b.next) >= capacity {
 				b.dropLocked(b.next)
@@ -325,16 +337,22 @@ func (b *JitterBuffer) makeRoomLocked(seq uint32) {
 				b.playedBits <<= 1
 			}
 		}
-		return
+		return true
 	}
-	// Not started: the oldest buffered packet is the base.
+	// Not started: the newest packet is the base. A packet Capacity or
+	// more behind it would take the slot of a newer one.
+	if diff(b.high, seq) >= capacity {
+		b.stats.Overflow++
+		return false
+	}
 	for b.count > 0 {
 		oldest, ok := b.oldestLocked()
 		if !ok || diff(seq, oldest) < capacity {
-			return
+			break
 		}
 		b.dropLocked(oldest)
 	}
+	return true
 }
 
 func (b *JitterBuffer) dropLocked(seq uint32) {
@@ -382,17 +400,43 @@ func (b *JitterBuffer) resyncLocked(captured, now time.Time) {
 	b.state, b.nextValid, b.haveHigh, b.concealed = stateWaiting, false, false, 0
 	b.playedBits = 0
 	if len(b.transits) > 0 {
-		if d := now.Sub(captured) - b.minT; d > time.Second || d < -time.Second {
+		if d := subSat(b.transitLocked(captured, now), b.minT); d > time.Second || d < -time.Second {
 			b.transits = b.transits[:0]
 			b.tpos = 0
+			b.haveRef = false
 		}
 	}
+}
+
+// transitLocked returns the transit of a packet captured at captured and
+// arriving at now, up to a constant: (now−nowRef) − (captured−capRef),
+// where the references are the first packet measured since the
+// measurements were last reset. now.Sub(captured) would saturate for a
+// sender whose clock is more than 292 years from the receiver's, and every
+// packet would seem to have the same transit.
+func (b *JitterBuffer) transitLocked(captured, now time.Time) time.Duration {
+	if !b.haveRef {
+		b.capRef, b.nowRef, b.haveRef = captured, now, true
+	}
+	return subSat(now.Sub(b.nowRef), captured.Sub(b.capRef))
+}
+
+// subSat returns x−y, saturated to the range of time.Duration.
+func subSat(x, y time.Duration) time.Duration {
+	d := x - y
+	switch {
+	case y > 0 && d > x:
+		return math.MinInt64
+	case y < 0 && d < x:
+		return math.MaxInt64
+	}
+	return d
 }
 
 // measureLocked records the transit of a packet and updates the jitter and
 // the target.
 func (b *JitterBuffer) measureLocked(captured, now time.Time) {
-	t := now.Sub(captured)
+	t := b.transitLocked(captured, now)
 	if len(b.transits) < cap(b.transits) {
 		b.transits = append(b.transits, t)
 	} else {
@@ -404,7 +448,7 @@ func (b *JitterBuffer) measureLocked(captured, now time.Time) {
 	b.minT = b.sorted[0]
 	q := int(b.cfg.Quantile*float64(len(b.sorted))+0.5) - 1
 	q = min(max(q, 0), len(b.sorted)-1)
-	b.jitter = b.sorted[q] - b.minT
+	b.jitter = subSat(b.sorted[q], b.minT)
 	if raw := b.rawTargetLocked(); raw > b.target {
 		b.target = raw
 	}
@@ -420,7 +464,7 @@ func (b *JitterBuffer) rawTargetLocked() time.Duration {
 // delayLocked is how much later than the fastest path the packet captured
 // at c is played at now.
 func (b *JitterBuffer) delayLocked(c, now time.Time) time.Duration {
-	return now.Sub(c) - b.minT
+	return subSat(b.transitLocked(c, now), b.minT)
 }
 
 // NoteLevel tells the buffer the RFC 6464 level of the frame just played,

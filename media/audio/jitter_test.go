@@ -399,6 +399,74 @@ func TestJitterOverflow(t *testing.T) {
 	}
 }
 
+// TestJitterOldPacketBeforeStart pushes, before playout starts, a packet
+// Capacity or more behind the newest. It used to be stored in the slot of
+// a newer packet, which was lost uncounted, while the count grew: the
+// buffer then held a phantom packet and concealed forever instead of
+// going idle after the stream. (Found by FuzzJitterBuffer's slot checks.)
+func TestJitterOldPacketBeforeStart(t *testing.T) {
+	jb := NewJitterBuffer(JitterConfig{Capacity: 4})
+	now := simStart.Add(simBase + 10*media.FrameDuration)
+	capt := func(seq int) time.Time { return simStart.Add(time.Duration(seq) * media.FrameDuration) }
+	for seq := 1; seq <= 10; seq++ {
+		jb.Push(uint32(seq), capt(seq), []byte{byte(seq)}, now)
+	}
+	jb.Push(1, capt(1), []byte{1}, now) // 9 behind the newest: slot 1 holds packet 9
+	if st := jb.Stats(); st.Buffered != 4 || st.Overflow != 7 {
+		t.Errorf("buffered %d, overflow %d; want 4 (7 to 10) and 7 (1 to 6, then 1 again)", st.Buffered, st.Overflow)
+	}
+	var played []uint32
+	kinds := make(map[PlayKind]int)
+	for i := range 20 {
+		p := jb.Pop(now.Add(time.Duration(i) * media.FrameDuration))
+		kinds[p.Kind]++
+		if p.Kind == PlayDecode {
+			played = append(played, p.Seq)
+		}
+	}
+	if !slices.Equal(played, []uint32{7, 8, 9, 10}) {
+		t.Errorf("played %v, want 7 to 10", played)
+	}
+	if st := jb.Stats(); st.Buffered != 0 || st.Concealed != 5 || kinds[PlayNone] == 0 {
+		t.Errorf("after the stream: buffered %d, concealed %d, %d idle ticks; want 0, 5 (MaxConceal), then idle", st.Buffered, st.Concealed, kinds[PlayNone])
+	}
+}
+
+// TestJitterFarSenderClock plays streams from senders whose clocks are far
+// from the receiver's: arrival−capture used to saturate beyond 292 years,
+// so that every packet had the same transit, a delay of 0, and never
+// played. (FuzzJitterBuffer found the overflow beside it, a difference of
+// two saturated transits that wrapped to a negative jitter.)
+func TestJitterFarSenderClock(t *testing.T) {
+	const year = 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		name   string
+		origin time.Time // the sender's capture time of frame 0
+	}{
+		{"same clock", simStart},
+		{"400 years ahead", simStart.Add(200 * year).Add(200 * year)},
+		{"400 years behind", simStart.Add(-200 * year).Add(-200 * year)},
+		{"at the end of int64 µs", time.UnixMicro(math.MaxInt64 - 100_000_000)},
+		{"at the start of int64 µs", time.UnixMicro(math.MinInt64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jb := NewJitterBuffer(JitterConfig{})
+			played := 0
+			for i := range 250 {
+				now := simStart.Add(simBase + time.Duration(i)*media.FrameDuration)
+				jb.Push(uint32(i), tc.origin.Add(time.Duration(i)*media.FrameDuration), []byte{1}, now)
+				if jb.Pop(now.Add(simPhase)).Kind == PlayDecode {
+					played++
+				}
+			}
+			st := jb.Stats()
+			if played < 245 || st.Jitter != 0 || st.Resyncs != 0 || st.TargetDelay != 20*time.Millisecond {
+				t.Errorf("played %d of 250 frames; jitter %v, target %v, resyncs %d", played, st.Jitter, st.TargetDelay, st.Resyncs)
+			}
+		})
+	}
+}
+
 // TestJitterConcurrent pushes and pops from two goroutines (for -race).
 func TestJitterConcurrent(t *testing.T) {
 	jb := NewJitterBuffer(JitterConfig{})

@@ -37,6 +37,15 @@ const (
 
 	maxPageSegments = 255
 	maxOpusPacket   = 1275 * 3 // RFC 6716: a code-3 packet of up to 120 ms
+
+	// maxOggPacket is the largest audio packet OggReader accepts: RFC 7845
+	// §6 says demuxers should treat larger ones as invalid. A packet may
+	// span any number of pages, so without a limit a stream could make
+	// the reader buffer without end.
+	maxOggPacket = 61440
+	// maxOggHeader is the largest OpusHead or OpusTags packet OggReader
+	// accepts (OpusTags may carry pictures; ours carries a vendor).
+	maxOggHeader = 1 << 20
 )
 
 // OggConfig configures an OggWriter. The zero value uses the defaults.
@@ -280,8 +289,10 @@ type OggPacket struct {
 }
 
 // OggReader reads the packets of a single-stream Ogg Opus file, checking
-// every page's CRC and sequence number; packets may span pages. It is for
-// tests and tools, not for untrusted input at scale.
+// every page's CRC and sequence number; packets may span pages. It holds at
+// most one page (65,025 bytes) and one packet (61,440 bytes for audio, 1 MiB
+// for the headers). It is for tests and tools, not for untrusted input at
+// scale.
 type OggReader struct {
 	r       io.Reader
 	PreSkip int    // from OpusHead
@@ -301,7 +312,10 @@ type OggReader struct {
 // NewOggReader reads the OpusHead and OpusTags headers of r.
 func NewOggReader(r io.Reader) (*OggReader, error) {
 	o := &OggReader{r: r}
-	head, _, err := o.next(true)
+	head, _, err := o.next(true, maxOggHeader)
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: the stream ends before OpusHead", ErrOggCorrupt)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +326,10 @@ func NewOggReader(r io.Reader) (*OggReader, error) {
 		return nil, fmt.Errorf("%w: %d channels, want 1", ErrOggCorrupt, head[9])
 	}
 	o.PreSkip = int(binary.LittleEndian.Uint16(head[10:12]))
-	tags, _, err := o.next(false)
+	tags, _, err := o.next(false, maxOggHeader)
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: the stream ends before OpusTags", ErrOggCorrupt)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -327,20 +344,28 @@ func NewOggReader(r io.Reader) (*OggReader, error) {
 
 // Next returns the next audio packet, or io.EOF after the last.
 func (o *OggReader) Next() (OggPacket, error) {
-	data, g, err := o.next(false)
+	data, g, err := o.next(false, maxOggPacket)
 	if err != nil {
 		return OggPacket{}, err
 	}
 	return OggPacket{Data: data, Granule: g}, nil
 }
 
-// next assembles one packet from the pages.
-func (o *OggReader) next(first bool) ([]byte, int64, error) {
+// next assembles one packet of at most limit bytes from the pages.
+func (o *OggReader) next(first bool, limit int) ([]byte, int64, error) {
 	o.pkt = o.pkt[:0]
 	for {
 		for len(o.segs) > 0 {
 			n := int(o.segs[0])
 			o.segs = o.segs[1:]
+			need := len(o.pkt) + n
+			if need > limit {
+				return nil, 0, fmt.Errorf("%w: a packet of more than %d bytes", ErrOggCorrupt, limit)
+			}
+			if need > cap(o.pkt) { // grow, but not past limit
+				p := make([]byte, len(o.pkt), min(limit, max(need, 2*cap(o.pkt))))
+				o.pkt = p[:copy(p, o.pkt)]
+			}
 			o.pkt = append(o.pkt, o.body[:n]...)
 			o.body = o.body[n:]
 			if n < 255 {

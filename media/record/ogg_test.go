@@ -2,12 +2,16 @@ package record
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/parleychat/parley/media"
@@ -17,7 +21,7 @@ import (
 )
 
 // encodeTone returns the Opus packets of secs seconds of a 440 Hz tone.
-func encodeTone(t *testing.T, secs int) [][]byte {
+func encodeTone(t testing.TB, secs int) [][]byte {
 	t.Helper()
 	enc, err := opus.NewEncoder(opus.Config{})
 	if err != nil {
@@ -43,7 +47,7 @@ func encodeTone(t *testing.T, secs int) [][]byte {
 }
 
 // writeOgg writes pkts as an Ogg Opus file and returns its bytes.
-func writeOgg(t *testing.T, pkts [][]byte, cfg OggConfig) []byte {
+func writeOgg(t testing.TB, pkts [][]byte, cfg OggConfig) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewOggWriter(&buf, cfg)
@@ -234,5 +238,306 @@ func TestOpusPacketSamples(t *testing.T) {
 	}
 	if _, err := OpusPacketSamples([]byte{0xff, 0x07}); err == nil {
 		t.Errorf("OpusPacketSamples of 140 ms succeeded")
+	}
+}
+
+// FuzzOggReader reads arbitrary files. Every error is ErrOggCorrupt (or
+// io.EOF after the last packet); the packets returned are no more bytes
+// than the file; the reader's buffers stay within their caps (a page, and
+// the largest packet it accepts) whatever the file declares. What is
+// accepted round-trips through the writer: written again and read back,
+// the headers and packets are the same, and the granule positions count
+// the samples; the writer's output written again is the same bytes.
+func FuzzOggReader(f *testing.F) {
+	if *updateSeeds {
+		writeOggSeeds(f)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkOggFile(t, data)
+		// Most mutations break a page's CRC, and the reader looks no
+		// further: read the file again with its CRCs set right.
+		if fixed := fixOggCRCs(data); !bytes.Equal(fixed, data) {
+			checkOggFile(t, fixed)
+		}
+	})
+}
+
+// checkOggFile reads data with an OggReader, then writes what it read and
+// reads that back (see FuzzOggReader).
+func checkOggFile(t *testing.T, data []byte) {
+	t.Helper()
+	r, err := NewOggReader(bytes.NewReader(data))
+	if err != nil {
+		if !errors.Is(err, ErrOggCorrupt) {
+			t.Fatalf("NewOggReader: %v, want ErrOggCorrupt", err)
+		}
+		return
+	}
+	var pkts [][]byte
+	total := 0
+	for {
+		p, err := r.Next()
+		checkOggReaderCaps(t, r)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !errors.Is(err, ErrOggCorrupt) {
+				t.Fatalf("Next: %v, want ErrOggCorrupt or io.EOF", err)
+			}
+			break
+		}
+		total += len(p.Data)
+		pkts = append(pkts, bytes.Clone(p.Data))
+	}
+	if total > len(data) {
+		t.Fatalf("%d bytes of packets from a file of %d", total, len(data))
+	}
+
+	// Write what was read; the writer refuses packets without a
+	// valid TOC, and an empty stream gets one silent packet.
+	cfg := OggConfig{PreSkip: r.PreSkip, Serial: r.Serial, Vendor: r.Vendor, PagePackets: 1 + len(data)%4}
+	var buf bytes.Buffer
+	w, err := NewOggWriter(&buf, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for _, p := range pkts {
+		if w.WritePacket(p) == nil {
+			want = append(want, p)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	empty := len(want) == 0
+	if empty {
+		want = [][]byte{{0xf8}}
+	}
+	out := buf.Bytes()
+	r2, err := NewOggReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("reading back what was written: %v", err)
+	}
+	wantPreSkip, wantVendor := cmp.Or(r.PreSkip, DefaultPreSkip), cmp.Or(r.Vendor, "parley")
+	if r2.PreSkip != wantPreSkip || r2.Vendor != wantVendor || (r.Serial != 0 && r2.Serial != r.Serial) {
+		t.Fatalf("headers read back: pre-skip %d, vendor %q, serial %d; want %d, %q, %d",
+			r2.PreSkip, r2.Vendor, r2.Serial, wantPreSkip, wantVendor, r.Serial)
+	}
+	var granule int64
+	for i, p := range want {
+		got, err := r2.Next()
+		if err != nil || !bytes.Equal(got.Data, p) {
+			t.Fatalf("packet %d of %d read back differently (%v)", i, len(want), err)
+		}
+		n, _ := OpusPacketSamples(p)
+		granule += int64(n)
+		if got.Granule != -1 && got.Granule != granule || i == len(want)-1 && got.Granule != granule {
+			t.Fatalf("packet %d read back with granule %d, want %d", i, got.Granule, granule)
+		}
+	}
+	if _, err := r2.Next(); err != io.EOF {
+		t.Fatalf("after %d packets: %v, want io.EOF", len(want), err)
+	}
+
+	// The writer's output is a fixed point: read and written again
+	// with the same configuration, it is the same bytes. (But for an
+	// empty stream: its silent packet is then written as a packet,
+	// on a page before the end-of-stream page.)
+	cfg.Serial = r2.Serial
+	if !empty && !bytes.Equal(writeOgg(t, want, cfg), out) {
+		t.Fatalf("the writer's output, read and written again, differs")
+	}
+}
+
+// fixOggCRCs returns data with the CRC of each page set right, as far as
+// it is a sequence of whole pages.
+func fixOggCRCs(data []byte) []byte {
+	data = bytes.Clone(data)
+	for p := data; len(p) >= 27 && string(p[:4]) == "OggS"; {
+		n := 27 + int(p[26])
+		if len(p) < n {
+			break
+		}
+		for _, s := range p[27:n] {
+			n += int(s)
+		}
+		if len(p) < n {
+			break
+		}
+		binary.LittleEndian.PutUint32(p[22:], 0)
+		binary.LittleEndian.PutUint32(p[22:], oggCRC(p[:n]))
+		p = p[n:]
+	}
+	return data
+}
+
+// checkOggReaderCaps checks that an OggReader holds no more than a page
+// and the largest packet it accepts.
+func checkOggReaderCaps(t *testing.T, r *OggReader) {
+	t.Helper()
+	if cap(r.buf) > 255*255 {
+		t.Fatalf("page buffer of %d bytes", cap(r.buf))
+	}
+	if cap(r.pkt) > maxOggHeader {
+		t.Fatalf("packet buffer of %d bytes", cap(r.pkt))
+	}
+}
+
+// writeOggSeeds writes the seed corpus: files from the writer (one
+// packet, pages of two packets with a packet across pages, an empty
+// stream) and from ffmpeg's muxer.
+func writeOggSeeds(f *testing.F) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzOggReader")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	write := func(name string, data []byte) {
+		seed := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(seed), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	tone := encodeTone(f, 1)
+	write("parley-one-packet", writeOgg(f, tone[:1], OggConfig{Serial: 1}))
+	big := append([]byte{0xfc}, bytes.Repeat([]byte{0x55}, 300)...) // two lacing values
+	write("parley-pages", writeOgg(f, [][]byte{tone[1], tone[2], big, tone[3], {0xfd, 1, 2}, {0xfb, 0x03, 9, 9, 9}},
+		OggConfig{Serial: 2, PagePackets: 2, Vendor: "seed", PreSkip: 100}))
+	write("parley-empty", writeOgg(f, nil, OggConfig{Serial: 3}))
+	// The writer never splits a packet across pages; other muxers do.
+	opusHead := []byte("OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00")
+	opusTags := []byte("OpusTags\x04\x00\x00\x00span\x00\x00\x00\x00")
+	span := append([]byte{0xfc}, bytes.Repeat([]byte{9}, 299)...)
+	file := oggPage(oggBOS, 0, 5, 0, []byte{byte(len(opusHead))}, opusHead)
+	file = append(file, oggPage(0, 0, 5, 1, []byte{byte(len(opusTags))}, opusTags)...)
+	file = append(file, oggPage(0, -1, 5, 2, []byte{255}, span[:255])...)
+	file = append(file, oggPage(oggContinued, 960, 5, 3, []byte{45, 1}, append(span[255:], 0xf8))...)
+	file = append(file, oggPage(oggEOS, 1920, 5, 4, nil, nil)...)
+	write("spanning-pages", file)
+	for name, src := range map[string]string{
+		"ffmpeg-sine":  "sine=frequency=440:sample_rate=48000:duration=0.1",
+		"ffmpeg-noise": "anoisesrc=sample_rate=48000:duration=0.06:amplitude=0.3",
+	} {
+		out := filepath.Join(f.TempDir(), "seed.ogg")
+		tool(f, "ffmpeg", "-nostdin", "-f", "lavfi", "-i", src, "-ac", "1", "-c:a", "libopus", "-b:a", "24k",
+			"-page_duration", "40000", "-fflags", "+bitexact", "-flags:a", "+bitexact", out)
+		data, err := os.ReadFile(out)
+		if err != nil {
+			f.Fatal(err)
+		}
+		write(name, data)
+	}
+}
+
+// oggPage returns an Ogg page.
+func oggPage(flags byte, granule int64, serial, seq uint32, segs, body []byte) []byte {
+	p := []byte("OggS\x00")
+	p = append(p, flags)
+	p = binary.LittleEndian.AppendUint64(p, uint64(granule))
+	p = binary.LittleEndian.AppendUint32(p, serial)
+	p = binary.LittleEndian.AppendUint32(p, seq)
+	p = append(p, 0, 0, 0, 0, byte(len(segs)))
+	p = append(append(p, segs...), body...)
+	binary.LittleEndian.PutUint32(p[22:], oggCRC(p))
+	return p
+}
+
+// oggHeaderPages returns the OpusHead and OpusTags pages of stream serial;
+// the OpusTags page has the flags tagsFlags.
+func oggHeaderPages(serial uint32, tagsFlags byte) []byte {
+	opusHead := []byte("OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00")
+	opusTags := []byte("OpusTags\x04\x00\x00\x00test\x00\x00\x00\x00")
+	file := oggPage(oggBOS, 0, serial, 0, []byte{byte(len(opusHead))}, opusHead)
+	return append(file, oggPage(tagsFlags, 0, serial, 1, []byte{byte(len(opusTags))}, opusTags)...)
+}
+
+// TestOggEndsInHeaders reads streams that end before their headers do:
+// NewOggReader used to return a bare io.EOF when the first page was also
+// the last. (Found by FuzzOggReader.)
+func TestOggEndsInHeaders(t *testing.T) {
+	opusHead := []byte("OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00")
+	for name, file := range map[string][]byte{
+		"OpusHead on the only page": oggPage(oggBOS|oggEOS, 0, 1, 0, []byte{byte(len(opusHead))}, opusHead),
+		"no page":                   nil,
+		"OpusHead then nothing":     oggPage(oggBOS, 0, 1, 0, []byte{byte(len(opusHead))}, opusHead),
+	} {
+		if _, err := NewOggReader(bytes.NewReader(file)); !errors.Is(err, ErrOggCorrupt) {
+			t.Errorf("%s: %v, want ErrOggCorrupt", name, err)
+		}
+	}
+	// Headers, then the end: a valid stream without audio.
+	r, err := NewOggReader(bytes.NewReader(oggHeaderPages(1, oggEOS)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Errorf("a stream of headers only: %v, want io.EOF", err)
+	}
+}
+
+// endlessPacket is a stream whose one audio packet never ends: pages of
+// 255 lacing values of 255, each continuing the packet. It counts the
+// bytes read and ends after pages pages.
+type endlessPacket struct {
+	buf   []byte
+	seq   uint32
+	pages int
+	read  int
+}
+
+func (e *endlessPacket) Read(p []byte) (int, error) {
+	if len(e.buf) == 0 {
+		if int(e.seq) >= e.pages+2 {
+			return 0, io.EOF
+		}
+		flags := byte(0)
+		if e.seq > 2 {
+			flags = oggContinued
+		}
+		segs := bytes.Repeat([]byte{255}, 255)
+		e.buf = oggPage(flags, -1, 1, e.seq, segs, bytes.Repeat([]byte{0xfc}, 255*255))
+		e.seq++
+	}
+	n := copy(p, e.buf)
+	e.buf = e.buf[n:]
+	e.read += n
+	return n, nil
+}
+
+// TestOggPacketLimit reads a packet that spans page after page: the reader
+// used to buffer it whole, however long (seen while writing FuzzOggReader's
+// allocation check, which inputs of a fuzzer's size cannot reach). Now an audio packet of more than
+// 61,440 bytes (RFC 7845 §6) is an error, found within two pages of the
+// limit, and the reader's packet buffer never grows past the limit.
+func TestOggPacketLimit(t *testing.T) {
+	e := &endlessPacket{buf: oggHeaderPages(1, 0), seq: 2, pages: 100}
+	r, err := NewOggReader(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Next()
+	if !errors.Is(err, ErrOggCorrupt) || !strings.Contains(err.Error(), "more than 61440 bytes") {
+		t.Errorf("a packet of 100 pages: %v, want ErrOggCorrupt for its size", err)
+	}
+	if e.read > 3*65307 || cap(r.pkt) > maxOggPacket {
+		t.Errorf("read %d bytes of the stream, packet buffer of %d bytes", e.read, cap(r.pkt))
+	}
+	// A packet of exactly the limit, over two pages, is read.
+	pkt := append([]byte{0xfc}, bytes.Repeat([]byte{1}, maxOggPacket-1)...)
+	file := oggHeaderPages(2, 0)
+	file = append(file, oggPage(0, -1, 2, 2, bytes.Repeat([]byte{255}, 200), pkt[:200*255])...)
+	rest := pkt[200*255:]
+	segs := append(bytes.Repeat([]byte{255}, len(rest)/255), byte(len(rest)%255))
+	file = append(file, oggPage(oggContinued|oggEOS, 960, 2, 3, segs, rest)...)
+	r, err = NewOggReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := r.Next(); err != nil || !bytes.Equal(p.Data, pkt) || p.Granule != 960 {
+		t.Errorf("a packet of %d bytes: %d bytes at granule %d, %v", len(pkt), len(p.Data), p.Granule, err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Errorf("after it: %v, want io.EOF", err)
 	}
 }
