@@ -242,7 +242,9 @@ func TestSlowReceiverInACall(t *testing.T) {
 	t.Logf("carol's counters: %+v", st["carol"])
 	t.Logf("carol's timeline (second: voice frames, max voice delay; video frames): %s", timeline(start, cv, cf))
 
-	near := func(a, b time.Duration) bool { return a <= 2*b || a <= b+30*time.Millisecond }
+	// Within a factor of two, or 50 ms on a busy machine (-race, other
+	// tests); held back by carol's link they would be seconds late.
+	near := func(a, b time.Duration) bool { return a <= 2*b || a <= b+50*time.Millisecond }
 	if !near(bv95, ev95) || !near(bf95, ef95) {
 		t.Errorf("p95 delays beside the slow member (voice %v, video %v) are worse than in the calm room (%v, %v)", bv95, bf95, ev95, ef95)
 	}

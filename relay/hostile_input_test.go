@@ -297,8 +297,11 @@ func TestSlowloris(t *testing.T) {
 
 	hello := clientHello(t)
 	type result struct {
-		closedAfter time.Duration
-		err         error
+		// From the dial's start and from its end: the relay's deadline
+		// runs from its accept, which lies between the two (a goroutine
+		// among two thousand may run long after its dial completed).
+		sinceDial, sinceOpen time.Duration
+		err                  error
 	}
 	results := make(chan result, idle+dribbling)
 	var wg sync.WaitGroup
@@ -307,6 +310,7 @@ func TestSlowloris(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			dialed := time.Now()
 			c, err := net.Dial("tcp", ts.addr)
 			if err != nil {
 				results <- result{err: err}
@@ -343,7 +347,7 @@ func TestSlowloris(t *testing.T) {
 					break
 				}
 			}
-			results <- result{closedAfter: time.Since(opened)}
+			results <- result{sinceDial: time.Since(dialed), sinceOpen: time.Since(opened)}
 		}()
 	}
 	// Chat during the attack, and join a newcomer.
@@ -363,7 +367,7 @@ func TestSlowloris(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("connecting: %v", r.err)
 		}
-		earliest, latest = min(earliest, r.closedAfter), max(latest, r.closedAfter)
+		earliest, latest = min(earliest, r.sinceDial), max(latest, r.sinceOpen)
 	}
 	fdsAfter := settle(t, "file descriptors", fds0, func() int { return openFDs(t) })
 	sort := func(d []time.Duration) []time.Duration { return sortedCopy(d) }

@@ -94,17 +94,26 @@ func (s *mediaSender) run(t *testing.T, d time.Duration) {
 }
 
 // delays returns the p50 and p95 of how late voice and video delta frames
-// arrived. (Keyframes, several times larger, take longer in any room; how
-// many a room gets depends on its members.)
+// arrived. Keyframes, several times larger, take longer in any room, and
+// so do the few delta frames right behind one, which wait while the
+// keyframe is paced out; how many keyframes a room gets depends on its
+// members (a slow one asks for them), so both are left out.
 func delays(voice []gotVoice, frames []gotFrame) (v50, v95, f50, f95 time.Duration) {
 	var vd, fd []time.Duration
 	for _, v := range voice {
 		vd = append(vd, v.at.Sub(time.UnixMicro(v.Captured)))
 	}
+	var lastKey uint32
+	seenKey := false
 	for _, f := range frames {
-		if !f.Keyframe {
-			fd = append(fd, f.at.Sub(time.UnixMicro(f.Captured)))
+		if f.Keyframe {
+			lastKey, seenKey = f.FrameSeq, true
+			continue
 		}
+		if seenKey && f.FrameSeq-lastKey <= behindKeyframe {
+			continue
+		}
+		fd = append(fd, f.at.Sub(time.UnixMicro(f.Captured)))
 	}
 	pct := func(d []time.Duration, p int) time.Duration {
 		if len(d) == 0 {
@@ -115,6 +124,11 @@ func delays(voice []gotVoice, frames []gotFrame) (v50, v95, f50, f95 time.Durati
 	}
 	return pct(vd, 50), pct(vd, 95), pct(fd, 50), pct(fd, 95)
 }
+
+// behindKeyframe is how many delta frames after a keyframe delays leaves
+// out: a keyframe eight times a delta frame, paced at about twice the
+// video's rate, is out after four frame times.
+const behindKeyframe = 4
 
 // TestSlowMediaReceiver puts one receiver behind a 400 kbit/s link in a
 // room where 1 Mbit/s of video and voice are sent. Its voice must stay
@@ -202,13 +216,11 @@ func TestSlowMediaReceiver(t *testing.T) {
 	st := ts.MemberStats("slow")
 	t.Logf("carol's counters: %+v; alice was told at least %d bit/s", st["carol"], ref.minHint.Load())
 
-	// Bob is no worse off than eve: his voice within a factor of two (or
-	// 20 ms on a loaded machine), his delta frames within 40 ms — carol's
-	// keyframe requests give his room more keyframes than eve's, and the
-	// delta frames right after a keyframe wait for it to be paced out.
+	// Bob is no worse off than eve: his voice and delta frames within a
+	// factor of two, or 50 ms on a busy machine (-race, other tests).
 	// Held back by carol's link they would be hundreds of milliseconds late.
 	near := func(a, b, slack time.Duration) bool { return a <= 2*b || a <= b+slack }
-	if !near(bv95, ev95, 20*time.Millisecond) || !near(bf95, ef95, 40*time.Millisecond) {
+	if !near(bv95, ev95, 50*time.Millisecond) || !near(bf95, ef95, 50*time.Millisecond) {
 		t.Errorf("bob's p95 delays (voice %v, video %v) are worse than eve's (%v, %v), who has no slow member", bv95, bf95, ev95, ef95)
 	}
 	// Carol's voice stays prompt and nearly whole.

@@ -146,7 +146,11 @@ func TestReconnectStampede(t *testing.T) {
 	if last := backAt[len(backAt)-1]; last > stampedeBack {
 		t.Errorf("the last client was back %v after the cut, want within %v", last, stampedeBack)
 	}
-	if slowest := joins[len(joins)-1]; slowest > 5*time.Second {
+	// Responsive: a newcomer gets in while everyone else reconnects. Its
+	// TLS handshake waits its turn among hundreds (under -race each is
+	// 10-20 times slower), so the bound is twice the handshake deadline;
+	// that no handshake timed out is checked on parleyd's counters below.
+	if slowest := joins[len(joins)-1]; slowest > 10*time.Second {
 		t.Errorf("a newcomer took %v to join during the stampede", slowest)
 	}
 	// parleyd logs its counters when it stops: no handshake timed out.
