@@ -8,33 +8,40 @@ DATA ?= $(HOME)/.local/share/parley
 BIN := bin
 MODULE := github.com/parleychat/parley
 
-# System packages the build and the tests need (Debian/Ubuntu names).
-# protocol and relay are pure Go; media needs libvpx, libopus and PortAudio
-# (cgo), and the tests play audio through a PulseAudio daemon with null
-# sinks and check what was encoded with ffmpeg. The Gio window (ui,
-# cmd/parley) needs the X11, Wayland, EGL and Vulkan headers; its end-to-end
-# test runs it under Xvfb with Mesa's software renderer, types into it with
-# xdotool and takes screenshots with ImageMagick.
-DEB_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev libasound2-dev \
-	libx11-dev libxext-dev pulseaudio pulseaudio-utils libasound2-plugins ffmpeg \
-	libwayland-dev libx11-xcb-dev libxkbcommon-x11-dev libgles2-mesa-dev libegl1-mesa-dev libffi-dev \
-	libxcursor-dev libxfixes-dev libvulkan-dev libgl1-mesa-dri xvfb xdotool imagemagick
+# System packages (Debian/Ubuntu names). protocol and relay are pure Go;
+# media needs libvpx, libopus and PortAudio (cgo), the Gio window (ui,
+# cmd/parley) the X11, Wayland, EGL and Vulkan headers: make run installs
+# those. The tests also play audio through a private PulseAudio daemon
+# with null sinks, check what was encoded with ffmpeg, and run the app
+# under Xvfb, typing into it with xdotool and taking screenshots with
+# ImageMagick: make test installs those too.
+BUILD_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev libasound2-dev \
+	libasound2-plugins libx11-dev libxext-dev libwayland-dev libx11-xcb-dev libxkbcommon-x11-dev \
+	libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libxfixes-dev libvulkan-dev libgl1-mesa-dri
+TEST_PACKAGES := pulseaudio pulseaudio-utils ffmpeg xvfb xdotool imagemagick
 
-.PHONY: all build run run-terminal test soak deps vet fmt-check fuzz bench clean
+.PHONY: all build run run-terminal test soak deps deps-build install-packages vet fmt-check fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# deps installs missing system packages with apt-get when it can (as root or
-# with sudo); otherwise it says which are missing.
+# deps installs the missing system packages that the build and the tests
+# need, deps-build those the build needs, with apt-get as root or with
+# sudo (asking for a password only in a terminal); otherwise they say
+# which are missing.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BUILD_PACKAGES) $(TEST_PACKAGES)"
+deps-build:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BUILD_PACKAGES)"
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
+	  echo "installing the system packages Parley needs:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing system packages:$$missing (install them with apt-get)"; exit 1; fi; \
 	fi
 
@@ -42,7 +49,7 @@ deps:
 # the camera and microphone (the test pattern and a tone where there are
 # none), and prints the invite link that others join with. Without a
 # display it runs parleyd and joins its lobby with the terminal client.
-run: deps build
+run: deps-build build
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
 	  echo "No display (DISPLAY and WAYLAND_DISPLAY are unset): running parleyd and the terminal client instead."; \
 	  exec $(MAKE) --no-print-directory run-terminal; fi; \
@@ -52,7 +59,7 @@ run: deps build
 # run-terminal starts a local parleyd (data in $(DATA), listening on
 # $(LISTEN)) and joins its lobby with the terminal client. Leaving the
 # client (/quit or Ctrl-D) stops the server.
-run-terminal: deps build
+run-terminal: deps-build build
 	@mkdir -p "$(DATA)"; \
 	if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
 	  echo "port $(PORT) is in use: stop what runs there or use make run PORT=7701"; exit 1; fi; \
@@ -76,11 +83,12 @@ vet:
 # in three steps: the packages without timing-sensitive tests side by
 # side, then the relay's (delays, rates and deadlines on loopback) and the
 # end-to-end tests (many parleyd and client processes) each alone, so that
-# neither measures the other's load on a two-core machine.
+# neither measures the other's load on a two-core machine. The end-to-end
+# tests keep their screenshots of the desktop app in test-artifacts/.
 test: deps fmt-check vet
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -x -e '$(MODULE)/relay' -e '$(MODULE)/cmd/e2etest')
 	$(GO) test -race -timeout 20m ./relay
-	$(GO) test -race -timeout 20m ./cmd/e2etest
+	$(GO) test -race -timeout 20m -artifacts -outputdir $(CURDIR)/test-artifacts ./cmd/e2etest
 
 # soak runs the long reliability tests (docs/reliability.md): the soak of
 # 200 members with churn through latency, jitter and slicing for SOAK

@@ -140,6 +140,7 @@ func (a *App) layoutCall(gtx layout.Context) {
 			}
 		}
 		a.layoutGrid(gtx, grid)
+		a.layoutMutedHint(gtx, grid)
 	} else {
 		a.call.tiles.trace = a.call.tiles.trace[:0]
 		if !equalTiles(a.call.tiles.trace, a.call.tiles.last) {
@@ -170,6 +171,22 @@ func (a *App) layoutCall(gtx layout.Context) {
 		st.Pop()
 	}
 	a.layoutMenu(gtx, l)
+}
+
+// layoutMutedHint tells a member who talks with the microphone muted that
+// nobody hears them, over the bottom of the grid.
+func (a *App) layoutMutedHint(gtx layout.Context, grid image.Rectangle) {
+	self := a.call.self()
+	if self == nil || !self.talking || !a.call.micMuted {
+		return
+	}
+	lbl := medium(a.line(sizeSmall, rgb(0xffffff), "You are muted. Press "+shortcutMod+"+D to talk."))
+	call, d := measure(gtx, lbl.Layout)
+	padX, padY := gtx.Dp(14), gtx.Dp(8)
+	box := image.Rectangle{Max: d.Size.Add(image.Pt(2*padX, 2*padY))}
+	box = box.Add(image.Pt(grid.Min.X+(grid.Dx()-box.Dx())/2, grid.Max.Y-box.Dy()-gtx.Dp(16)))
+	fillRRect(gtx.Ops, box, box.Dy()/2, colDanger)
+	place(gtx.Ops, call, box.Min.Add(image.Pt(padX, padY)))
 }
 
 // layoutTopBar: the room's name and the invite link with Copy.

@@ -126,3 +126,12 @@ func TestGoldenConnecting(t *testing.T) {
 	hs.frames(2)
 	checkGolden(t, "connecting", hs.screenshot())
 }
+
+// TestGoldenMutedHint: talking with the microphone muted shows no talking
+// ring on the own tile, and a hint that nobody hears.
+func TestGoldenMutedHint(t *testing.T) {
+	ps := people(2)
+	ps[0].muted, ps[0].talking = true, true
+	hs := callHarness(t, 960, 600, ps)
+	checkGolden(t, "muted_hint", hs.screenshot())
+}

@@ -72,7 +72,7 @@ func (a *App) layoutGrid(gtx layout.Context, area image.Rectangle) {
 		t.trace = append(t.trace, traceTile{
 			Name: ref.m.Name, Self: ref.m.Self, Screen: ref.screen,
 			X: r.Min.X, Y: r.Min.Y, W: r.Dx(), H: r.Dy(),
-			Video: video, Talking: ref.m.talking && !ref.screen,
+			Video: video, Talking: ref.m.talking && !ref.screen && !(ref.m.Self && a.call.micMuted),
 			Muted: !ref.m.has(protocol.StateAudio),
 		})
 	}
@@ -138,7 +138,7 @@ func (a *App) layoutTile(gtx layout.Context, r image.Rectangle, ref tileRef) boo
 
 	a.layoutNameStrip(gtx, size, ref, small)
 
-	if m.talking && !ref.screen {
+	if m.talking && !ref.screen && !(m.Self && a.call.micMuted) {
 		bw := gtx.Dp(3)
 		strokeRRect(gtx.Ops, box.Inset(bw/2), rad, bw, colTalking)
 	}

@@ -92,13 +92,15 @@ type uiTrace struct {
 }
 
 type traceTile struct {
-	Name  string `json:"name"`
-	Self  bool   `json:"self"`
-	X     int    `json:"x"`
-	Y     int    `json:"y"`
-	W     int    `json:"w"`
-	H     int    `json:"h"`
-	Video bool   `json:"video"`
+	Name    string `json:"name"`
+	Self    bool   `json:"self"`
+	X       int    `json:"x"`
+	Y       int    `json:"y"`
+	W       int    `json:"w"`
+	H       int    `json:"h"`
+	Video   bool   `json:"video"`
+	Talking bool   `json:"talking"`
+	Muted   bool   `json:"muted"`
 }
 
 func parseTrace(line string) (uiTrace, error) {
@@ -274,6 +276,14 @@ func TestDesktopCall(t *testing.T) {
 	})
 	bobTile, _ := tileOf(lastTiles(items), "bob")
 	bobVideo := image.Rect(bobTile.X, bobTile.Y, bobTile.X+bobTile.W, bobTile.Y+bobTile.H).Inset(min(bobTile.W, bobTile.H) / 8)
+	// Both send a tone: each tile shows its member talking (the ring is
+	// driven by the audio level, bob's from his voice frames, alice's from
+	// her own source).
+	app.trace.waitFor(t, "bob and alice shown talking", func(items []uiTrace) bool {
+		b, okB := tileOf(lastTiles(items), "bob")
+		a, okA := tileOf(lastTiles(items), "alice")
+		return okB && okA && b.Talking && a.Talking
+	})
 
 	// Alice types into the window; bob gets it.
 	window := x.run(t, "xdotool", "search", "--sync", "--onlyvisible", "--name", "Parley")
