@@ -45,6 +45,7 @@ const (
 	CodeShutdown        ErrorCode = 12 // the server is shutting down
 	CodeInternal        ErrorCode = 13 // a server fault
 	CodeLeaving         ErrorCode = 14 // the client is leaving normally
+	CodeEnded           ErrorCode = 15 // the server's host ended it for good: do not reconnect
 
 	// Request errors.
 	CodeBadRequest    ErrorCode = 100 // a field out of range
@@ -81,6 +82,7 @@ var codeNames = map[ErrorCode]string{
 	CodeShutdown:        "shutdown",
 	CodeInternal:        "internal",
 	CodeLeaving:         "leaving",
+	CodeEnded:           "ended",
 	CodeBadRequest:      "bad request",
 	CodeNameTaken:       "name taken",
 	CodeBadPassword:     "bad password",

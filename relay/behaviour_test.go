@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/protocol"
+	pclient "github.com/parleychat/parley/protocol/client"
 )
 
 func TestNamesUniqueInRoom(t *testing.T) {
@@ -511,6 +512,35 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestEndStopsClients: a server ended by its host (End, not Shutdown)
+// tells its clients CodeEnded, and a protocol/client member stops instead
+// of reconnecting; the reason is counted.
+func TestEndStopsClients(t *testing.T) {
+	ts := startServer(t, Config{})
+	m := startMember(t, ts, "lobby", "guest", memberOpts{})
+	m.waitConnected(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.End(ctx); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	select {
+	case err := <-m.done:
+		m.done <- err // for the cleanup's stop
+		if !errors.Is(err, protocol.CodeEnded) || !pclient.Fatal(err) {
+			t.Errorf("Run returned %v after End, want the fatal %v", err, protocol.CodeEnded)
+		}
+	case <-ctx.Done():
+		t.Fatal("the member did not stop after End: it is reconnecting")
+	}
+	if n := ts.Stats().CloseReasons[CloseEnded]; n != 1 {
+		t.Errorf("close reasons %v, want one ended", ts.Stats().CloseReasons)
+	}
+	if dials := len(m.dialTimes()); dials != 1 {
+		t.Errorf("the member dialled %d times, want once", dials)
 	}
 }
 

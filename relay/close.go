@@ -27,6 +27,7 @@ const (
 	CloseReplaced // a new session took over its name (code 11)
 	CloseShutdown // the relay is shutting down (code 12)
 	CloseInternal // the relay could not read or store history (code 13)
+	CloseEnded    // the relay's host ended it for good, with End (code 15)
 	// The client broke the protocol (docs/protocol.md §7).
 	CloseMalformed       // code 1
 	CloseUnexpected      // code 3
@@ -50,6 +51,7 @@ var closeNames = [closeReasons]string{
 	CloseReplaced:        "replaced",
 	CloseShutdown:        "shutdown",
 	CloseInternal:        "internal",
+	CloseEnded:           "ended",
 	CloseMalformed:       "malformed",
 	CloseUnexpected:      "unexpected",
 	CloseFrameTooLarge:   "frame too large",
@@ -84,6 +86,8 @@ func (r CloseReason) Code() protocol.ErrorCode {
 		return protocol.CodeReplaced
 	case CloseShutdown:
 		return protocol.CodeShutdown
+	case CloseEnded:
+		return protocol.CodeEnded
 	case CloseInternal:
 		return protocol.CodeInternal
 	case CloseMalformed:

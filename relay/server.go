@@ -43,7 +43,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	closing   bool
-	pending   int // connections in handshake
+	stopped   CloseReason // why, once closing: CloseShutdown or CloseEnded
+	pending   int         // connections in handshake
 
 	wg        sync.WaitGroup // connection goroutines
 	pruneDone chan struct{}
@@ -210,8 +211,9 @@ func (s *Server) handle(conn net.Conn) {
 	s.mu.Lock()
 	s.pending--
 	if s.closing {
+		reason := s.stopped
 		s.mu.Unlock()
-		sc.Goodbye(protocol.CodeShutdown, "the server is shutting down", time.Second)
+		sc.Goodbye(reason.Code(), stopMessage(reason), time.Second)
 		return
 	}
 	s.sessions[sess] = struct{}{}
@@ -225,13 +227,25 @@ func (s *Server) handle(conn net.Conn) {
 // Shutdown stops accepting, tells every client the server is going away,
 // closes their sessions and the history database. It returns when all
 // connection goroutines have finished or ctx is done (then with its error).
+// Clients are told CodeShutdown: they try again until the server is back.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, CloseShutdown)
+}
+
+// End is Shutdown for a server that will not come back — a room hosted in
+// an app whose host leaves: clients are told CodeEnded, and stop instead
+// of reconnecting.
+func (s *Server) End(ctx context.Context) error {
+	return s.stop(ctx, CloseEnded)
+}
+
+func (s *Server) stop(ctx context.Context, reason CloseReason) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.closing = true
+	s.closing, s.stopped = true, reason
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -242,7 +256,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, sess := range sessions {
-		sess.closeWith(CloseShutdown, "the server is shutting down")
+		sess.closeWith(reason, stopMessage(reason))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -260,6 +274,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// stopMessage is what clients are told when the server stops.
+func stopMessage(reason CloseReason) string {
+	if reason == CloseEnded {
+		return "the host ended the call"
+	}
+	return "the server is shutting down"
 }
 
 // Close shuts down without waiting for goodbyes to be delivered.

@@ -189,7 +189,7 @@ func leaveReasonFor(code protocol.ErrorCode) protocol.LeaveReason {
 		return protocol.LeftReplaced
 	case protocol.CodeSlowConsumer:
 		return protocol.LeftSlow
-	case protocol.CodeShutdown:
+	case protocol.CodeShutdown, protocol.CodeEnded:
 		return protocol.LeftShutdown
 	default:
 		return protocol.LeftDisconnected

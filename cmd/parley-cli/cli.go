@@ -48,6 +48,7 @@ const (
 	exitIdentityChanged = 3 // the server's key is not the pinned one
 	exitUnknownServer   = 4 // no pin and no --trust-on-first-use
 	exitRefused         = 5 // the server refused the join: password, name, room
+	exitEnded           = 6 // the host ended the call (the server will not come back)
 	exitInterrupted     = 130
 )
 
@@ -290,6 +291,8 @@ func exitFor(err error, ctx context.Context) (int, error) {
 	case protocol.CodeBadPassword, protocol.CodeNameTaken, protocol.CodeBadName, protocol.CodeBadRoom,
 		protocol.CodeRoomFull, protocol.CodeReplaced:
 		return exitRefused, err
+	case protocol.CodeEnded:
+		return exitEnded, errors.New("the host ended the call")
 	}
 	return exitFailure, err
 }

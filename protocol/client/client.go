@@ -273,7 +273,7 @@ func Fatal(err error) bool {
 	}
 	switch protocol.CodeOf(err) {
 	case protocol.CodeBadPassword, protocol.CodeBadName, protocol.CodeBadRoom, protocol.CodeVersion,
-		protocol.CodeReplaced:
+		protocol.CodeReplaced, protocol.CodeEnded:
 		return true
 	}
 	return false

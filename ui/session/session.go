@@ -309,7 +309,11 @@ func (c *activeCall) run(inv protocol.Invite, req ui.JoinRequest) {
 	s := c.s
 	defer func() {
 		if c.srv != nil {
-			c.srv.Close()
+			// The host leaves: the call is over for everyone (guests are
+			// told so and stop, rather than reconnect for ever).
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			c.srv.End(ctx)
+			cancel()
 		}
 		s.mu.Lock()
 		s.call = nil
@@ -636,6 +640,8 @@ func explain(err error, inv protocol.Invite) (ui.ErrorKind, string) {
 		return ui.ErrOther, "You joined the room from somewhere else, so this window left it."
 	case protocol.CodeShutdown:
 		return ui.ErrOther, "The server shut down."
+	case protocol.CodeEnded:
+		return ui.ErrOther, "The host ended the call."
 	}
 	var ne net.Error
 	var oe *net.OpError

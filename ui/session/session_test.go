@@ -357,3 +357,27 @@ func TestLeaveWhileHostStarts(t *testing.T) {
 	waitFor(w, "connected", func(st ui.Status) bool { return st.State == ui.Connected })
 	s.Leave()
 }
+
+// TestHostEndsTheCall: when the host leaves, the call is over for its
+// guests: they are told so in plain words and stop, instead of showing
+// "reconnecting" for ever.
+func TestHostEndsTheCall(t *testing.T) {
+	none := ui.MediaChoice{Video: []string{"none"}, Audio: []string{"none"}}
+	host := newSession(t)
+	hw := watch(t, "host", host)
+	host.Host(ui.HostRequest{Name: "host", Media: none})
+	h := waitFor(hw, "hosting", anyEvent[ui.Hosting])
+	waitFor(hw, "connected", func(s ui.Status) bool { return s.State == ui.Connected })
+	inv, _ := protocol.ParseInvite(h.Invite)
+	inv.Addr = h.Addr
+	guest := newSession(t)
+	gw := watch(t, "guest", guest)
+	guest.Join(ui.JoinRequest{Invite: inv.String(), Name: "guest", Media: none})
+	waitFor(gw, "joined", func(j ui.Joined) bool { return j.Name == "guest" })
+	host.Leave()
+	e := waitFor(gw, "an error", anyEvent[ui.Error])
+	if !e.Fatal || !strings.Contains(e.Message, "host ended the call") {
+		t.Errorf("the guest was told %+v, want a fatal error saying the host ended the call", e)
+	}
+	waitFor(gw, "left", anyEvent[ui.Left])
+}
