@@ -22,6 +22,16 @@ type mediaClient struct {
 	frames []gotFrame
 	asm    protocol.Reassembler
 	more   chan struct{} // closed and replaced on every arrival
+
+	ts   *testServer // for the relay's counters in failure messages
+	room string      // the room joined
+}
+
+// join joins a room, remembering which.
+func (mc *mediaClient) join(room, name string) *protocol.Joined {
+	mc.t.Helper()
+	mc.room = room
+	return mc.client.join(room, name)
 }
 
 type gotVoice struct {
@@ -37,7 +47,7 @@ type gotFrame struct {
 // dialMedia connects a media client; cfg may set DialContext.
 func dialMedia(t testing.TB, ts *testServer, cfg protocol.DialConfig) *mediaClient {
 	t.Helper()
-	mc := &mediaClient{more: make(chan struct{})}
+	mc := &mediaClient{more: make(chan struct{}), ts: ts}
 	cfg.OnVoice = func(v *protocol.Voice) {
 		c := *v
 		c.Data = bytes.Clone(v.Data)
@@ -86,7 +96,14 @@ func (mc *mediaClient) waitMedia(what string, cond func(voice []gotVoice, frames
 		select {
 		case <-more:
 		case <-timer.C:
-			mc.t.Fatalf("%s: timed out waiting for %s", mc.name, what)
+			mc.mu.Lock()
+			nv, nf := len(mc.voice), len(mc.frames)
+			mc.mu.Unlock()
+			var counters string
+			if mc.ts != nil {
+				counters = fmt.Sprintf("; the relay's counters for it: %+v", mc.ts.MemberStats(mc.room)[mc.name])
+			}
+			mc.t.Fatalf("%s: timed out waiting for %s: got %d voice and %d video frames%s", mc.name, what, nv, nf, counters)
 		}
 	}
 }
