@@ -88,6 +88,7 @@ vet:
 test: deps fmt-check vet
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -x -e '$(MODULE)/relay' -e '$(MODULE)/cmd/e2etest')
 	$(GO) test -race -timeout 20m ./relay
+	@mkdir -p test-artifacts
 	$(GO) test -race -timeout 20m -artifacts -outputdir $(CURDIR)/test-artifacts ./cmd/e2etest
 
 # soak runs the long reliability tests (docs/reliability.md): the soak of
