@@ -15,6 +15,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -40,6 +42,9 @@ func main() {
 		err = mediaClientMain(args)
 	default:
 		err = runMain(ctx, args)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag set printed the usage
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley-load:", err)
