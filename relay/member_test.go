@@ -16,9 +16,10 @@ import (
 // library parley-cli and the desktop client are built on, with its
 // reconnects, resends and resumes — and the events it reported.
 type libMember struct {
-	t    testing.TB
-	name string
-	c    *pclient.Client
+	t       testing.TB
+	name    string
+	c       *pclient.Client
+	started time.Time
 
 	mu     sync.Mutex // guards the fields below
 	events []pclient.Event
@@ -89,7 +90,7 @@ type memberOpts struct {
 // startMember runs a client in room as name until the test ends.
 func startMember(t testing.TB, ts *testServer, room, name string, o memberOpts) *libMember {
 	t.Helper()
-	m := &libMember{t: t, name: name, more: make(chan struct{}), ended: make(chan struct{})}
+	m := &libMember{t: t, name: name, started: time.Now(), more: make(chan struct{}), ended: make(chan struct{})}
 	inv := ts.invite(room)
 	dc := o.dial
 	addr := o.addr
@@ -195,6 +196,19 @@ func (m *libMember) firstJoin(d time.Duration) error {
 			return fmt.Errorf("not joined within %v", d)
 		}
 	}
+}
+
+// firstJoinTook returns how long the member took to join the first time,
+// if it has.
+func (m *libMember) firstJoinTook() (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range m.events {
+		if ev.Type == pclient.EventConnected {
+			return ev.Time.Sub(m.started), true
+		}
+	}
+	return 0, false
 }
 
 // eventsSoFar returns the events reported so far.

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +105,9 @@ func TestSoak(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[string]int{}
+	// How long a Flush with messages pending took, and a new client to
+	// join, by the minute of the soak they began in.
+	flushes, joins := newTimings(time.Now()), newTimings(time.Now())
 	count := func(what string, n int) {
 		mu.Lock()
 		counts[what] += n
@@ -197,8 +202,12 @@ func TestSoak(t *testing.T) {
 					}
 				case r < 95: // flush: everything so far is acknowledged
 					fctx, fcancel := context.WithTimeout(ctx, time.Minute)
+					t0, had := time.Now(), len(pending)
 					if s.cur.c.Flush(fctx) == nil {
 						s.sent, pending = append(s.sent, pending...), nil
+						if had > 0 {
+							flushes.add(t0, time.Since(t0))
+						}
 					}
 					fcancel()
 				default: // leave, and come back as a new client
@@ -245,6 +254,15 @@ func TestSoak(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("churn: %v; relay: %v", counts, ts.Stats().CloseReasons)
+	for _, s := range slots {
+		for _, m := range append(s.done, s.cur) {
+			if d, ok := m.firstJoinTook(); ok {
+				joins.add(m.started, d)
+			}
+		}
+	}
+	joins.log(t, "first joins")
+	flushes.log(t, "flushes")
 
 	// Every client under way reaches its room's head.
 	for _, s := range slots {
@@ -351,4 +369,45 @@ func fdTargets() []string {
 		}
 	}
 	return out
+}
+
+// timings collects durations by the minute of the soak they began in.
+type timings struct {
+	start time.Time
+	mu    sync.Mutex
+	by    map[int][]time.Duration
+}
+
+func newTimings(start time.Time) *timings {
+	return &timings{start: start, by: map[int][]time.Duration{}}
+}
+
+func (ts *timings) add(at time.Time, d time.Duration) {
+	minute := int(at.Sub(ts.start) / time.Minute)
+	if at.Before(ts.start) {
+		minute = -1
+	}
+	ts.mu.Lock()
+	ts.by[minute] = append(ts.by[minute], d)
+	ts.mu.Unlock()
+}
+
+// log logs the count, median, 95th percentile and maximum of each minute.
+func (ts *timings) log(t *testing.T, what string) {
+	t.Helper()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	minutes := slices.Sorted(maps.Keys(ts.by))
+	var b strings.Builder
+	for _, m := range minutes {
+		ds := ts.by[m]
+		slices.Sort(ds)
+		label := fmt.Sprintf("minute %d", m+1)
+		if m < 0 {
+			label = "before"
+		}
+		fmt.Fprintf(&b, "\n  %s: %d, p50 %v, p95 %v, max %v", label, len(ds),
+			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)*95/100].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	}
+	t.Logf("%s:%s", what, b.String())
 }
