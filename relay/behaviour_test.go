@@ -308,6 +308,29 @@ func TestTokenReplacesStaleSession(t *testing.T) {
 	}
 }
 
+// A Join on a connection older than the one holding the name with the
+// same token is stale: its client gave up on it while it waited and
+// connected again. It fails with name taken and leaves the newer session
+// alone.
+func TestStaleJoinDoesNotReplaceNewerSession(t *testing.T) {
+	ts := startServer(t, Config{})
+	first := dial(t, ts)
+	j := first.join("lobby", "bob")
+	stale, current := dial(t, ts), dial(t, ts) // accepted in this order
+	first.conn.Abort()
+	rejoin := &protocol.Join{Room: "lobby", Name: "bob", Token: j.Token, Resume: true, AfterSeq: j.HeadSeq}
+	if _, err := current.tryJoin(rejoin); err != nil {
+		t.Fatalf("join on the newer connection: %v", err)
+	}
+	if _, err := stale.tryJoin(rejoin); !errors.Is(err, protocol.CodeNameTaken) {
+		t.Fatalf("join on the older connection: err = %v, want %v", err, protocol.CodeNameTaken)
+	}
+	current.say("", "still here")
+	if m := current.chats(1)[0]; m.Text != "still here" || m.From != "bob" {
+		t.Fatalf("the newer session got %+v, want its own message", m)
+	}
+}
+
 func TestRoomPassword(t *testing.T) {
 	hash, err := HashPassword("s3cret")
 	if err != nil {
@@ -528,9 +551,8 @@ func TestEndStopsClients(t *testing.T) {
 		t.Fatalf("End: %v", err)
 	}
 	select {
-	case err := <-m.done:
-		m.done <- err // for the cleanup's stop
-		if !errors.Is(err, protocol.CodeEnded) || !pclient.Fatal(err) {
+	case <-m.ended:
+		if err := m.runErr; !errors.Is(err, protocol.CodeEnded) || !pclient.Fatal(err) {
 			t.Errorf("Run returned %v after End, want the fatal %v", err, protocol.CodeEnded)
 		}
 	case <-ctx.Done():

@@ -16,9 +16,10 @@ import (
 // library parley-cli and the desktop client are built on, with its
 // reconnects, resends and resumes — and the events it reported.
 type libMember struct {
-	t    testing.TB
-	name string
-	c    *pclient.Client
+	t       testing.TB
+	name    string
+	c       *pclient.Client
+	started time.Time
 
 	mu     sync.Mutex // guards the fields below
 	events []pclient.Event
@@ -27,9 +28,9 @@ type libMember struct {
 	conns  []*freezeConn
 
 	cancel   context.CancelFunc
-	done     chan error
+	ended    chan struct{} // closed once Run has returned and its last event is recorded
+	runErr   error         // what Run returned; set before ended is closed
 	stopOnce sync.Once
-	runErr   error
 }
 
 // freezeConn is a connection whose reads can be stopped: once frozen, Read
@@ -89,7 +90,7 @@ type memberOpts struct {
 // startMember runs a client in room as name until the test ends.
 func startMember(t testing.TB, ts *testServer, room, name string, o memberOpts) *libMember {
 	t.Helper()
-	m := &libMember{t: t, name: name, more: make(chan struct{}), done: make(chan error, 1)}
+	m := &libMember{t: t, name: name, started: time.Now(), more: make(chan struct{}), ended: make(chan struct{})}
 	inv := ts.invite(room)
 	dc := o.dial
 	addr := o.addr
@@ -116,9 +117,10 @@ func startMember(t testing.TB, ts *testServer, room, name string, o memberOpts) 
 	m.c = pclient.New(pclient.Config{Invite: inv, Name: name, Dial: dc, MinBackoff: o.min, MaxBackoff: o.max})
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	go func() { m.done <- m.c.Run(ctx) }()
+	recorded := make(chan struct{})
 	go func() {
-		for ev := range m.c.Events() {
+		defer close(recorded)
+		for ev := range m.c.Events() { // closed when Run returns
 			m.mu.Lock()
 			m.events = append(m.events, ev)
 			close(m.more)
@@ -126,14 +128,20 @@ func startMember(t testing.TB, ts *testServer, room, name string, o memberOpts) 
 			m.mu.Unlock()
 		}
 	}()
+	go func() {
+		m.runErr = m.c.Run(ctx)
+		<-recorded
+		close(m.ended)
+	}()
 	if !o.owned {
 		t.Cleanup(m.stop)
 	}
 	return m
 }
 
-// stop ends the client, thawing its connections first. It may be called
-// more than once.
+// stop ends the client, thawing its connections first, and waits until
+// Run has returned and every event is recorded. It may be called more than
+// once.
 func (m *libMember) stop() {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()
@@ -142,8 +150,72 @@ func (m *libMember) stop() {
 		}
 		m.mu.Unlock()
 		m.cancel()
-		m.runErr = <-m.done
+		<-m.ended
 	})
+}
+
+// runEnded reports whether Run has returned, by itself (its first
+// connection failed, or a fatal error) or after stop, and what it
+// returned.
+func (m *libMember) runEnded() (bool, error) {
+	select {
+	case <-m.ended:
+		return true, m.runErr
+	default:
+		return false, nil
+	}
+}
+
+// joined reports whether the member has joined the room at least once.
+func (m *libMember) joined() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return count(m.events, pclient.EventConnected) > 0
+}
+
+// firstJoin waits at most d until the member has joined once. If Run
+// returns first, it returns what Run returned.
+func (m *libMember) firstJoin(d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		m.mu.Lock()
+		joined, more := count(m.events, pclient.EventConnected) > 0, m.more
+		m.mu.Unlock()
+		if joined {
+			return nil
+		}
+		select {
+		case <-more:
+		case <-m.ended:
+			if m.joined() {
+				return nil
+			}
+			return fmt.Errorf("its Run returned before it joined: %w", m.runErr)
+		case <-timer.C:
+			return fmt.Errorf("not joined within %v", d)
+		}
+	}
+}
+
+// firstJoinTook returns how long the member took to join the first time,
+// if it has.
+func (m *libMember) firstJoinTook() (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range m.events {
+		if ev.Type == pclient.EventConnected {
+			return ev.Time.Sub(m.started), true
+		}
+	}
+	return 0, false
+}
+
+// eventsSoFar returns the events reported so far.
+func (m *libMember) eventsSoFar() []pclient.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.events[:len(m.events):len(m.events)]
 }
 
 // dialTimes returns when each connection attempt started.
@@ -182,6 +254,14 @@ func (m *libMember) waitEvents(what string, d time.Duration, cond func([]pclient
 		}
 		select {
 		case <-more:
+		case <-m.ended:
+			m.mu.Lock()
+			evs = m.events
+			m.mu.Unlock()
+			if cond(evs) {
+				return evs
+			}
+			m.t.Fatalf("%s: no %s: its Run returned %v", m.name, what, m.runErr)
 		case <-timer.C:
 			m.t.Fatalf("%s: no %s within %v", m.name, what, d)
 		}

@@ -13,12 +13,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/parleychat/parley/relay/relaytest"
-
 	"github.com/parleychat/parley/protocol"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, relaytest.IgnoreLinkLeaks...) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testServer is a relay on a loopback port.
 type testServer struct {

@@ -179,7 +179,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.pending++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.handle(conn)
+		go s.handle(conn, s.nextID.Add(1))
 	}
 }
 
@@ -189,8 +189,9 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// handle runs one connection from handshake to close.
-func (s *Server) handle(conn net.Conn) {
+// handle runs one connection from handshake to close. id numbers the
+// connection in the order of acceptance.
+func (s *Server) handle(conn net.Conn, id uint64) {
 	defer s.wg.Done()
 	sc, err := protocol.Handshake(s.ctx, conn, s.pcfg)
 	if err != nil {
@@ -205,7 +206,7 @@ func (s *Server) handle(conn net.Conn) {
 		s.log.Debug("handshake failed", "remote", conn.RemoteAddr().String(), "reason", reason, "err", err)
 		return
 	}
-	sess := newSession(s, sc)
+	sess := newSession(s, sc, id)
 	// Leave the handshake and become a session at once, so that Stats
 	// counts the connection in one or the other at every moment.
 	s.mu.Lock()

@@ -31,6 +31,7 @@ import (
 // append to this session's queues (or advance its room's log) and wake the
 // writer.
 type session struct {
+	id  uint64 // the connection's number, in the order the server accepted them
 	srv *Server
 	sc  *protocol.ServerConn
 	ctl *protocol.Stream
@@ -89,9 +90,9 @@ type session struct {
 	lossL, stateL *rate.Limiter
 }
 
-func newSession(srv *Server, sc *protocol.ServerConn) *session {
-	id := srv.nextID.Add(1)
+func newSession(srv *Server, sc *protocol.ServerConn, id uint64) *session {
 	return &session{
+		id:      id,
 		srv:     srv,
 		sc:      sc,
 		ctl:     sc.Control(),
@@ -496,6 +497,14 @@ func (s *session) join(j *protocol.Join) error {
 	existing := r.memberNamed(j.Name)
 	if existing != nil && !validToken {
 		return &protocol.Error{Code: protocol.CodeNameTaken, Message: "the name " + j.Name + " is already in use in room " + j.Room}
+	}
+	if existing != nil && existing.sess.id > s.id {
+		// The token's holder is on a newer connection than this one: this
+		// join is stale, from a connection its client gave up on while the
+		// join waited (on a busy store, say) before it connected again.
+		// Taking the name back would close the connection the client
+		// uses, as replaced.
+		return &protocol.Error{Code: protocol.CodeNameTaken, Message: "the name " + j.Name + " is held by a newer connection of the same member"}
 	}
 	if existing == nil && r.size() >= s.srv.cfg.MaxRoomMembers {
 		return &protocol.Error{Code: protocol.CodeRoomFull, Message: "room " + j.Room + " is full"}

@@ -4,17 +4,22 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/protocol"
 	pclient "github.com/parleychat/parley/protocol/client"
 	"github.com/parleychat/parley/relay/relaytest"
 )
@@ -33,11 +38,14 @@ func TestSoakSilentPartition(t *testing.T) {
 
 // TestSoak runs 200 members in 10 rooms through links with latency,
 // jitter and slicing (toxiproxy) for -soak.duration, with churn: members
-// talk, lose their connection, leave and come back as new clients. At the
-// end every message a client had acknowledged is in its room's log once,
-// every client saw a gapless run of its room's log once in order, and
-// goroutines, file descriptors and heap are back to their baseline (and
-// goleak checks in TestMain that nothing is left).
+// talk, lose their connection, leave and come back as new clients. A new
+// client whose connection drops before it has joined fails (a first
+// connection is not retried), and the member joins again, as a person
+// does with the apps. At the end every message a client had acknowledged
+// is in its room's log once, every client saw a gapless run of its room's
+// log once in order, and goroutines (listed if they are not), file
+// descriptors and heap are back to their baseline (and goleak checks in
+// TestMain that nothing is left).
 func TestSoak(t *testing.T) {
 	const members, rooms = 200, 10
 	dataDir := t.TempDir()
@@ -97,6 +105,14 @@ func TestSoak(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[string]int{}
+	// How long a Flush with messages pending took, and a new client to
+	// join, by the minute of the soak they began in.
+	flushes, joins := newTimings(time.Now()), newTimings(time.Now())
+	count := func(what string, n int) {
+		mu.Lock()
+		counts[what] += n
+		mu.Unlock()
+	}
 	for i, s := range slots {
 		wg.Add(1)
 		go func() {
@@ -104,13 +120,66 @@ func TestSoak(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			n := 0
 			var pending []string
-			for ctx.Err() == nil {
+			// Whether the churn dropped the current client's connection
+			// before it joined, and whether the client is itself a second
+			// try after a failed first connection.
+			droppedEarly, retry := false, false
+			// joinAgain does what a person does when the app says it could
+			// not join: join again, as a new client. protocol/client
+			// returns a failed first connection instead of retrying it
+			// (parley-cli exits with it, the desktop app shows it); here
+			// it fails when the churn drops a new client's connection
+			// before its join completes. What was queued on that client
+			// was never sent (a client sends only once joined), and the
+			// app would show it unsent: it is no longer pending. It
+			// reports false if the client's Run ended otherwise, which is
+			// a failure.
+			joinAgain := func() bool {
+				ended, err := s.cur.runEnded()
+				switch {
+				case !ended:
+					return true
+				case s.cur.joined():
+					t.Errorf("%s: Run returned after joining: %v", s.name, err)
+					return false
+				case pclient.Fatal(err):
+					t.Errorf("%s: the first connection failed for good: %v", s.name, err)
+					return false
+				}
+				why := "first connection failed (" + pclient.Reason(err) + ")"
+				switch {
+				case droppedEarly:
+					why += " after a drop"
+				case retry && errors.Is(err, protocol.CodeNameTaken):
+					// The server has not yet seen the end of the failed
+					// try's connection, whose join it had taken.
+					why += " after a failed try"
+				default:
+					why += " otherwise"
+					t.Logf("%s: the first connection failed: %v", s.name, err)
+				}
+				count(why, 1)
+				count("unsent", len(pending))
+				pending = nil
+				s.cur.stop()
+				s.done = append(s.done, s.cur)
+				start(s, i)
+				droppedEarly, retry = false, true
+				return true
+			}
+			pace := func(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Duration(500+rng.IntN(4500)) * time.Millisecond): // the member's pace
 				}
+			}
+			for ctx.Err() == nil {
+				pace(ctx)
 				if ctx.Err() != nil {
 					break
+				}
+				if !joinAgain() {
+					return
 				}
 				switch r := rng.IntN(100); {
 				case r < 80: // talk
@@ -118,9 +187,7 @@ func TestSoak(t *testing.T) {
 					text := fmt.Sprintf("%s says %d", s.name, n)
 					s.cur.c.Send(text)
 					pending = append(pending, text)
-					mu.Lock()
-					counts["sent"]++
-					mu.Unlock()
+					count("sent", 1)
 				case r < 90: // the connection drops
 					s.cur.mu.Lock()
 					conns := s.cur.conns
@@ -128,13 +195,19 @@ func TestSoak(t *testing.T) {
 					if len(conns) > 0 {
 						conns[len(conns)-1].Close()
 					}
-					mu.Lock()
-					counts["dropped"]++
-					mu.Unlock()
+					count("dropped", 1)
+					if !s.cur.joined() {
+						count("dropped before the first join", 1)
+						droppedEarly = true
+					}
 				case r < 95: // flush: everything so far is acknowledged
 					fctx, fcancel := context.WithTimeout(ctx, time.Minute)
+					t0, had := time.Now(), len(pending)
 					if s.cur.c.Flush(fctx) == nil {
 						s.sent, pending = append(s.sent, pending...), nil
+						if had > 0 {
+							flushes.add(t0, time.Since(t0))
+						}
 					}
 					fcancel()
 				default: // leave, and come back as a new client
@@ -149,21 +222,47 @@ func TestSoak(t *testing.T) {
 					s.cur.stop()
 					s.done = append(s.done, s.cur)
 					start(s, i)
-					mu.Lock()
-					counts["rejoined"]++
-					mu.Unlock()
+					droppedEarly, retry = false, false
+					count("rejoined", 1)
+				}
+			}
+			// The churn is over: the client under way joins (again, if
+			// its first connection failed) and flushes.
+			for attempt := 1; ; attempt++ {
+				err := s.cur.firstJoin(2 * time.Minute)
+				if err == nil {
+					break
+				}
+				if ended, _ := s.cur.runEnded(); !ended || attempt == 5 {
+					t.Errorf("%s: no join after the churn (attempt %d): %v", s.name, attempt, err)
+					return
+				}
+				pace(context.Background()) // the person reads the error
+				if !joinAgain() {
+					return
 				}
 			}
 			fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer fcancel()
 			if err := s.cur.c.Flush(fctx); err != nil {
-				t.Errorf("%s: the last flush: %v", s.name, err)
+				_, runErr := s.cur.runEnded()
+				t.Errorf("%s: the last flush: %v (Run: %v)", s.name, err, runErr)
+				return
 			}
 			s.sent = append(s.sent, pending...)
 		}()
 	}
 	wg.Wait()
 	t.Logf("churn: %v; relay: %v", counts, ts.Stats().CloseReasons)
+	for _, s := range slots {
+		for _, m := range append(s.done, s.cur) {
+			if d, ok := m.firstJoinTook(); ok {
+				joins.add(m.started, d)
+			}
+		}
+	}
+	joins.log(t, "first joins")
+	flushes.log(t, "flushes")
 
 	// Every client under way reaches its room's head.
 	for _, s := range slots {
@@ -210,7 +309,7 @@ func TestSoak(t *testing.T) {
 		}
 		for _, m := range append(s.done, s.cur) {
 			runs++
-			tx := texts(m.events)
+			tx := texts(m.eventsSoFar())
 			for j, ev := range tx {
 				if logs[s.room][ev.Seq] != ev.Text {
 					t.Errorf("%s saw %q at seq %d, the log has %q", s.name, ev.Text, ev.Seq, logs[s.room][ev.Seq])
@@ -234,7 +333,9 @@ func TestSoak(t *testing.T) {
 		s.cur.stop()
 	}
 	for _, link := range links {
-		link.Close()
+		if err := link.Close(); err != nil {
+			t.Error(err)
+		}
 	}
 	slots, logs = nil, nil // the test's own records
 	g := settle(t, "goroutines", baseG, runtime.NumGoroutine)
@@ -246,7 +347,9 @@ func TestSoak(t *testing.T) {
 	t.Logf("after: %d goroutines (baseline %d), %d file descriptors besides the database's (%d; %d in all), %d KiB heap (%d KiB)",
 		g, baseG, fds, baseFD, len(fdTargets()), heap>>10, baseHeap>>10)
 	if g > baseG+2 {
-		t.Errorf("%d goroutines after the soak, %d before", g, baseG)
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Errorf("%d goroutines after the soak, %d before; now:\n%s", g, baseG, b.String())
 	}
 	if fds > baseFD {
 		t.Errorf("%d file descriptors after the soak, %d before", fds, baseFD)
@@ -266,4 +369,45 @@ func fdTargets() []string {
 		}
 	}
 	return out
+}
+
+// timings collects durations by the minute of the soak they began in.
+type timings struct {
+	start time.Time
+	mu    sync.Mutex
+	by    map[int][]time.Duration
+}
+
+func newTimings(start time.Time) *timings {
+	return &timings{start: start, by: map[int][]time.Duration{}}
+}
+
+func (ts *timings) add(at time.Time, d time.Duration) {
+	minute := int(at.Sub(ts.start) / time.Minute)
+	if at.Before(ts.start) {
+		minute = -1
+	}
+	ts.mu.Lock()
+	ts.by[minute] = append(ts.by[minute], d)
+	ts.mu.Unlock()
+}
+
+// log logs the count, median, 95th percentile and maximum of each minute.
+func (ts *timings) log(t *testing.T, what string) {
+	t.Helper()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	minutes := slices.Sorted(maps.Keys(ts.by))
+	var b strings.Builder
+	for _, m := range minutes {
+		ds := ts.by[m]
+		slices.Sort(ds)
+		label := fmt.Sprintf("minute %d", m+1)
+		if m < 0 {
+			label = "before"
+		}
+		fmt.Fprintf(&b, "\n  %s: %d, p50 %v, p95 %v, max %v", label, len(ds),
+			ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)*95/100].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	}
+	t.Logf("%s:%s", what, b.String())
 }

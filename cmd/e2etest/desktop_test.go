@@ -241,7 +241,11 @@ func TestDesktopCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(link.Close)
+	t.Cleanup(func() {
+		if err := link.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	inv, err := protocol.ParseInvite(srv.invite)
 	if err != nil {
 		t.Fatal(err)

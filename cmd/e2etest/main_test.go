@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 		pulse.Close() // before the leak check: its goroutine waits for the daemon
 	}
 	if code == 0 {
-		if err := goleak.Find(relaytest.IgnoreLinkLeaks...); err != nil {
+		if err := goleak.Find(relaytest.IgnoreLinkLeaks); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}

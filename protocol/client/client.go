@@ -282,9 +282,12 @@ func Fatal(err error) bool {
 // Run connects and keeps the client in the room until ctx is done, Leave is
 // called (ErrLeft), or a fatal error (see Fatal) happens. If the first
 // connection fails, Run returns its error: a server that was never reached
-// is reported, not retried. After the first join every failure is retried
-// except fatal ones. A name already in use is then usually this client's
-// own stale session, which the server drops soon.
+// is reported, not retried. That is any failure before the first join,
+// also a connection that drops during the join; whether to try again, as
+// a new Client, is the caller's choice (parley-cli exits, the desktop app
+// shows the error). After the first join every failure is retried except
+// fatal ones. A name already in use is then usually this client's own
+// stale session, which the server drops soon.
 func (c *Client) Run(ctx context.Context) error {
 	defer close(c.done)
 	defer close(c.events)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,6 +221,34 @@ func TestFatalErrors(t *testing.T) {
 		t.Fatalf("Run after the key changed = %v, want ErrIdentityChanged", err)
 	}
 	c.result <- nil
+}
+
+// A failure before the first join ends Run, not retried, even one that is
+// not fatal (here the name is in use): trying again, as a new Client, is
+// the caller's choice.
+func TestFirstJoinFailureReturned(t *testing.T) {
+	s := startServer(t, relay.Config{})
+	alice := run(t, client.Config{Invite: s.invite(), Name: "alice"})
+	alice.next(t, client.EventConnected)
+	var dials atomic.Int32
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c := run(t, client.Config{Invite: s.invite(), Name: "alice", Dial: protocol.DialConfig{DialContext: dial}})
+	var err error
+	select {
+	case err = <-c.result:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run under a name in use has not returned after 10 s and %d connection attempts", dials.Load())
+	}
+	if !errors.Is(err, protocol.CodeNameTaken) || client.Fatal(err) {
+		t.Fatalf("Run under a name in use = %v, want %v (not fatal)", err, protocol.CodeNameTaken)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connection attempts, want 1", n)
+	}
+	c.result <- nil // for the cleanup
 }
 
 // A reconnect reports only real roster changes.
