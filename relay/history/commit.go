@@ -71,6 +71,69 @@ type result struct {
 	dup bool
 }
 
+// The committer's statements, prepared once when the store opens: SQLite
+// compiles a statement on every prepare, which cost more than running it
+// (a message is a duplicate check and an insert).
+const (
+	sqlLoadHead = `SELECT head, low FROM rooms WHERE name = ?`
+	sqlFindDup  = `SELECT seq, time, recipient, text FROM messages WHERE room = ? AND sender = ? AND client_id = ? AND client_id != 0`
+	sqlInsert   = `INSERT INTO messages (room, seq, time, sender, recipient, client_id, text) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlSetHead  = `INSERT INTO rooms (name, head, low) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET head = excluded.head`
+	sqlSetToken = `INSERT INTO tokens (room, name, hash, since) VALUES (?, ?, ?, ?)
+		ON CONFLICT (room, name) DO UPDATE SET hash = excluded.hash, since = excluded.since`
+)
+
+// statements are the committer's prepared statements (on the database;
+// database/sql prepares each on the committer's connection once).
+type statements struct {
+	loadHead, findDup, insert, setHead, setToken *sql.Stmt
+}
+
+func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
+	st := new(statements)
+	for _, p := range []struct {
+		s   **sql.Stmt
+		sql string
+	}{{&st.loadHead, sqlLoadHead}, {&st.findDup, sqlFindDup}, {&st.insert, sqlInsert}, {&st.setHead, sqlSetHead}, {&st.setToken, sqlSetToken}} {
+		s, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("history: preparing %q: %w", p.sql, err)
+		}
+		*p.s = s
+	}
+	return st, nil
+}
+
+func (st *statements) close() {
+	for _, s := range []*sql.Stmt{st.loadHead, st.findDup, st.insert, st.setHead, st.setToken} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// txStatements binds the committer's statements to one transaction, each
+// when it is first used.
+type txStatements struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	st    *statements
+	bound map[*sql.Stmt]*sql.Stmt
+}
+
+func (t *txStatements) get(s *sql.Stmt) *sql.Stmt {
+	if b := t.bound[s]; b != nil {
+		return b
+	}
+	if t.bound == nil {
+		t.bound = make(map[*sql.Stmt]*sql.Stmt, 5)
+	}
+	b := t.tx.StmtContext(t.ctx, s)
+	t.bound[s] = b
+	return b
+}
+
 // commitBatch stores a batch of appends and token writes in one transaction.
 func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 	if s.broken != nil {
@@ -86,15 +149,16 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 			return err
 		}
 		defer tx.Rollback()
+		ts := &txStatements{ctx: ctx, tx: tx, st: s.stmts}
 		now := s.opts.Now().UnixMilli()
 		for i, r := range batch {
 			switch {
 			case r.app != nil:
-				rs, err := loadHead(ctx, tx, heads, r.app.Room)
+				rs, err := loadHead(ts, heads, r.app.Room)
 				if err != nil {
 					return err
 				}
-				res, err := appendOne(ctx, tx, rs, r.app, now)
+				res, err := appendOne(ts, rs, r.app, now)
 				if err != nil {
 					return err
 				}
@@ -104,21 +168,18 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 				}
 			case r.token != nil:
 				t := r.token
-				rs, err := loadHead(ctx, tx, heads, t.room)
+				rs, err := loadHead(ts, heads, t.room)
 				if err != nil {
 					return err
 				}
 				t.since = rs.head
-				if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (room, name, hash, since) VALUES (?, ?, ?, ?)
-					ON CONFLICT (room, name) DO UPDATE SET hash = excluded.hash, since = excluded.since`,
-					t.room, t.name, t.hash, int64(t.since)); err != nil {
+				if _, err := ts.get(s.stmts.setToken).ExecContext(ctx, t.room, t.name, t.hash, int64(t.since)); err != nil {
 					return fmt.Errorf("history: storing token: %w", err)
 				}
 			}
 		}
 		for room, rs := range touched {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (name, head, low) VALUES (?, ?, ?)
-				ON CONFLICT (name) DO UPDATE SET head = excluded.head`, room, int64(rs.head), int64(rs.low)); err != nil {
+			if _, err := ts.get(s.stmts.setHead).ExecContext(ctx, room, int64(rs.head), int64(rs.low)); err != nil {
 				return fmt.Errorf("history: storing head of %q: %w", room, err)
 			}
 		}
@@ -160,12 +221,12 @@ func (s *Store) failBatch(batch []request, err error) {
 	}
 }
 
-func loadHead(ctx context.Context, tx *sql.Tx, heads map[string]*roomState, room string) (*roomState, error) {
+func loadHead(ts *txStatements, heads map[string]*roomState, room string) (*roomState, error) {
 	if rs := heads[room]; rs != nil {
 		return rs, nil
 	}
 	rs := &roomState{low: 1}
-	err := tx.QueryRowContext(ctx, `SELECT head, low FROM rooms WHERE name = ?`, room).Scan(&rs.head, &rs.low)
+	err := ts.get(ts.st.loadHead).QueryRowContext(ts.ctx, room).Scan(&rs.head, &rs.low)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("history: loading room %q: %w", room, err)
 	}
@@ -173,11 +234,10 @@ func loadHead(ctx context.Context, tx *sql.Tx, heads map[string]*roomState, room
 	return rs, nil
 }
 
-func appendOne(ctx context.Context, tx *sql.Tx, rs *roomState, r *AppendRequest, now int64) (result, error) {
+func appendOne(ts *txStatements, rs *roomState, r *AppendRequest, now int64) (result, error) {
 	if r.ClientID != 0 {
 		e := &Entry{From: r.From, ClientID: r.ClientID}
-		err := tx.QueryRowContext(ctx, `SELECT seq, time, recipient, text FROM messages
-			WHERE room = ? AND sender = ? AND client_id = ?`, r.Room, r.From, int64(r.ClientID)).
+		err := ts.get(ts.st.findDup).QueryRowContext(ts.ctx, r.Room, r.From, int64(r.ClientID)).
 			Scan(&e.Seq, &e.Time, &e.To, &e.Text)
 		if err == nil {
 			return result{e: e, dup: true}, nil
@@ -187,8 +247,7 @@ func appendOne(ctx context.Context, tx *sql.Tx, rs *roomState, r *AppendRequest,
 		}
 	}
 	e := &Entry{Seq: rs.head + 1, Time: now, From: r.From, To: r.To, ClientID: r.ClientID, Text: r.Text}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, time, sender, recipient, client_id, text)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Room, int64(e.Seq), e.Time, e.From, e.To, int64(e.ClientID), e.Text); err != nil {
+	if _, err := ts.get(ts.st.insert).ExecContext(ts.ctx, r.Room, int64(e.Seq), e.Time, e.From, e.To, int64(e.ClientID), e.Text); err != nil {
 		return result{}, fmt.Errorf("history: storing a message: %w", err)
 	}
 	rs.head = e.Seq

@@ -60,12 +60,13 @@ type AppendRequest struct {
 
 // Store is a history database.
 type Store struct {
-	db   *sql.DB
-	wc   *sql.Conn // the committer's connection
-	opts Options
-	reqs chan request
-	stop chan struct{}
-	done chan struct{}
+	db    *sql.DB
+	wc    *sql.Conn   // the committer's connection
+	stmts *statements // the committer's prepared statements
+	opts  Options
+	reqs  chan request
+	stop  chan struct{}
+	done  chan struct{}
 
 	// broken is the first commit failure; the committer then fails every
 	// later write, so that no message is stored after one that was lost
@@ -159,8 +160,14 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("history: creating schema in %s: %w", path, err)
 	}
+	stmts, err := prepareStatements(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	wc, err := db.Conn(ctx)
 	if err != nil {
+		stmts.close()
 		db.Close()
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -173,6 +180,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
 		db:    db,
 		wc:    wc,
+		stmts: stmts,
 		opts:  opts,
 		reqs:  make(chan request, 1024),
 		stop:  make(chan struct{}),
@@ -198,6 +206,7 @@ func (s *Store) Close() error {
 	if s.wc != nil {
 		s.wc.Close()
 	}
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -325,8 +334,7 @@ func (s *Store) RecentStart(room string, n int) (uint64, error) {
 // Lookup returns the stored message of a room with a sender's client id.
 func (s *Store) Lookup(room, from string, clientID uint64) (*Entry, bool, error) {
 	e := &Entry{From: from, ClientID: clientID}
-	err := s.db.QueryRow(`SELECT seq, time, recipient, text FROM messages WHERE room = ? AND sender = ? AND client_id = ?`,
-		room, from, int64(clientID)).Scan(&e.Seq, &e.Time, &e.To, &e.Text)
+	err := s.db.QueryRow(sqlFindDup, room, from, int64(clientID)).Scan(&e.Seq, &e.Time, &e.To, &e.Text)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
