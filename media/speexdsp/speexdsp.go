@@ -135,7 +135,7 @@ type Stats struct {
 	Starved uint64 // of them, processed with silence for their played frame, which was late or missing
 	Played  uint64 // frames given to Playback
 	Late    uint64 // played frames that came after their microphone frame, thrown away
-	Dropped uint64 // played frames thrown away to pair the streams afresh
+	Dropped uint64 // played frames thrown away to shorten the queue: pairing afresh, or a faster speaker clock
 	Resyncs uint64 // times the streams were paired afresh
 	Queued  int    // played frames waiting now
 }
