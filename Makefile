@@ -9,16 +9,17 @@ BIN := bin
 MODULE := github.com/parleychat/parley
 
 # System packages (Debian/Ubuntu names). protocol and relay are pure Go;
-# media needs libvpx, libopus and PortAudio (cgo), the Gio window (ui,
-# cmd/parley) the X11, Wayland, EGL and Vulkan headers: make run installs
-# those. The tests also play audio through a private PulseAudio daemon
-# with null sinks, check what was encoded with ffmpeg, and run the app
-# under Xvfb, typing into it with xdotool and taking screenshots with
-# ImageMagick: make test installs those too.
-BUILD_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev portaudio19-dev libasound2-dev \
+# media needs libvpx, libopus, libspeexdsp and PortAudio (cgo), the Gio
+# window (ui, cmd/parley) the X11, Wayland, EGL and Vulkan headers: make
+# run installs those. The tests also play audio through a private
+# PulseAudio daemon with null sinks (and speech from espeak-ng into them),
+# check what was encoded with ffmpeg, and run the app under Xvfb, typing
+# into it with xdotool and taking screenshots with ImageMagick: make test
+# installs those too.
+BUILD_PACKAGES := gcc pkg-config libvpx-dev libopus-dev libopusfile-dev libspeexdsp-dev portaudio19-dev libasound2-dev \
 	libasound2-plugins libx11-dev libxext-dev libwayland-dev libx11-xcb-dev libxkbcommon-x11-dev \
 	libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libxfixes-dev libvulkan-dev libgl1-mesa-dri
-TEST_PACKAGES := pulseaudio pulseaudio-utils ffmpeg xvfb xdotool imagemagick
+TEST_PACKAGES := pulseaudio pulseaudio-utils espeak-ng ffmpeg xvfb xdotool imagemagick
 
 .PHONY: all build run run-terminal test soak deps deps-build install-packages vet fmt-check fuzz bench clean
 

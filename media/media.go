@@ -12,6 +12,7 @@
 //	media/audio     pure Go: tone and WAV sources, levels, the adaptive jitter buffer
 //	media/opus      cgo: Opus encoder and decoder (libopus)
 //	media/audiodev  cgo: capture and playback with PortAudio; pulsetest runs a PulseAudio for tests
+//	media/speexdsp  cgo: echo cancellation and noise suppression for the microphone (libspeexdsp)
 //	media/record    pure Go: IVF (VP8) and Ogg (Opus) writers
 //	media/pipeline  pure Go: source → encoder → connection and connection → decoder → sink
 //
@@ -40,6 +41,37 @@ type AudioSource interface {
 	// file source returns io.EOF at its end.
 	ReadFrame(pcm []int16) (captured time.Time, err error)
 	Close() error
+}
+
+// Microphone is an AudioSource that records a room through an input
+// device, and so may hear what the speaker plays. The echo canceller works
+// only on microphones; a tone or a file has no echo to cancel.
+type Microphone interface {
+	AudioSource
+	// IsMicrophone reports whether the source records an input device.
+	IsMicrophone() bool
+}
+
+// IsMicrophone reports whether src is a Microphone that says it records
+// an input device.
+func IsMicrophone(src AudioSource) bool {
+	m, ok := src.(Microphone)
+	return ok && m.IsMicrophone()
+}
+
+// EchoCanceller removes from what the microphone records the echo of what
+// the speaker plays (media/speexdsp implements it). Playback and Capture
+// are called from different goroutines, each from one at a time.
+type EchoCanceller interface {
+	// Playback takes each frame (FrameSamples long) as it is written to
+	// the speaker, silence included, so that the two streams stay in step.
+	Playback(pcm []int16)
+	// Capture removes the echo from a microphone frame (FrameSamples
+	// long), in place.
+	Capture(pcm []int16)
+	// Reset forgets the echo path learned: the speaker or the microphone
+	// changed.
+	Reset()
 }
 
 // AudioSink plays audio frames.

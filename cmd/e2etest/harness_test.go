@@ -469,6 +469,7 @@ type event struct {
 	VoiceReceived uint64   `json:"voice_received"`
 	VideoReceived uint64   `json:"video_received"`
 	Files         []string `json:"files"`
+	EchoCancelled uint64   `json:"echo_cancelled"`
 }
 
 func parseEvent(line string) (event, error) {

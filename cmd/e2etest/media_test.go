@@ -237,6 +237,65 @@ func TestVoiceThroughDevices(t *testing.T) {
 	}
 }
 
+// TestEchoCancelledEndToEnd: bob listens on a speaker his microphone hears
+// (null sink B and its monitor), as with laptop speakers, while alice
+// talks (espeak-ng's speech from a WAV file) and records what bob sends.
+// With parley-cli's default echo cancellation, what comes back from bob
+// is much quieter than with --echo-cancel=false, where alice hears herself.
+func TestEchoCancelledEndToEnd(t *testing.T) {
+	if pulse == nil {
+		t.Fatal("PulseAudio is not installed: run make deps (make test does)")
+	}
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Fatal("espeak-ng is not installed: run make deps (make test does)")
+	}
+	speech := filepath.Join(t.TempDir(), "alice.wav")
+	text := "When you listen to a call on the speakers of a laptop, the microphone hears everything the others say " +
+		"and sends it straight back to them. An echo canceller learns the path from the speaker to the microphone, " +
+		"and subtracts what it predicts. It needs a few seconds of speech to learn."
+	if out, err := exec.Command("espeak-ng", "-v", "en-us", "-w", speech, text).CombinedOutput(); err != nil {
+		t.Fatalf("espeak-ng: %v: %s", err, out)
+	}
+	// back returns the level of what alice recorded of bob, after the
+	// first 4 s (while the canceller learns), and bob's summary.
+	back := func(flags ...string) (float64, event) {
+		srv := startServer(t, serverOpts{})
+		dir := t.TempDir()
+		bob := startClient(t, srv.invite, "bob", "", append([]string{"--send-audio", "mic:" + pulse.MonitorDevice("B"),
+			"--speaker", pulse.PlaybackDevice("B")}, flags...)...)
+		bob.waitConnected(t)
+		alice := startClient(t, srv.invite, "alice", "", "--send-audio", speech, "--record", dir, "--duration", "10s")
+		alice.waitConnected(t)
+		alice.exitWith(t, 0)
+		bob.send(t, "/quit")
+		bob.exitWith(t, 0)
+		pcm := decodeAudio(t, filepath.Join(dir, "bob.ogg"))
+		if len(pcm) < 8*48000 {
+			t.Fatalf("alice recorded %.1f s of bob, want about 10", float64(len(pcm))/48000)
+		}
+		return audio.LevelDBov(pcm[4*48000:]), mediaSummary(t, bob)
+	}
+	sent, _, err := audio.ReadWAVFile(speech)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := audio.LevelDBov(sent[4*48000 : 10*48000])
+	on, onSummary := back()
+	off, offSummary := back("--echo-cancel=false")
+	t.Logf("alice said %.1f dBov; what came back from bob: %.1f dBov with echo cancellation (%d frames cleaned), %.1f dBov without",
+		level, on, onSummary.EchoCancelled, off)
+	if onSummary.EchoCancelled == 0 || offSummary.EchoCancelled != 0 {
+		t.Errorf("bob's echo canceller cleaned %d microphone frames by default and %d with --echo-cancel=false, want some and none",
+			onSummary.EchoCancelled, offSummary.EchoCancelled)
+	}
+	if off < level-6 {
+		t.Errorf("without echo cancellation alice's voice came back at %.1f dBov, want about her %.1f dBov: the room does not echo", off, level)
+	}
+	if off-on < 20 {
+		t.Errorf("echo cancellation lowered what came back by %.1f dB, want at least 20", off-on)
+	}
+}
+
 // loudest returns the n-sample window of pcm with the most energy (all of
 // pcm when it is shorter).
 func loudest(pcm []int16, n int) []int16 {

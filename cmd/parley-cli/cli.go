@@ -21,7 +21,8 @@ import (
 )
 
 const usage = `usage: parley-cli join INVITE --name NAME [--json] [--trust-on-first-use] [--password P]
-         [--send-video SOURCE] [--send-audio SOURCE] [--record DIR] [--play] [--duration D]
+         [--send-video SOURCE] [--send-audio SOURCE] [--record DIR] [--play] [--echo-cancel=false]
+         [--duration D]
 
 Each line of standard input is sent to the room. Commands:
   /msg NAME TEXT   send TEXT privately to NAME
@@ -35,6 +36,8 @@ Voice and video:
   --record DIR         write what each member sends to DIR/NAME.ivf (VP8) and DIR/NAME.ogg (Opus)
   --play               play the others' voice on the default speaker
   --speaker DEVICE     play it on this device instead (a PortAudio name or part of one)
+  --echo-cancel=false  send the microphone as it is: by default, with a microphone and a
+                       speaker, the speaker's echo and steady noise are taken out of it
   --video-bitrate BPS  the most the video uses, in bits per second (default 1000000)
   --duration D         leave after D (e.g. 30s, 5m) and exit 0
 With any of these, the end of standard input does not end the call: it
@@ -79,6 +82,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.media.record, "record", "", "directory for recordings")
 	fs.BoolVar(&o.media.play, "play", false, "play received voice")
 	fs.StringVar(&o.media.speaker, "speaker", "", "the audio device to play on")
+	fs.BoolVar(&o.media.echoCancel, "echo-cancel", true, "cancel the speaker's echo in the microphone")
 	fs.IntVar(&o.media.videoBitrate, "video-bitrate", 0, "video bitrate in bits per second")
 	fs.DurationVar(&o.media.duration, "duration", 0, "leave after this long")
 	var positional []string
@@ -125,9 +129,9 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 		return exitFailure, err
 	}
 	var call *pipeline.Call
-	var rec *pipeline.Recorder
+	var parts callParts
 	if o.media.active() {
-		if call, rec, err = newCall(o.media, slog.New(slog.DiscardHandler)); err != nil {
+		if call, parts, err = newCall(o.media, slog.New(slog.DiscardHandler)); err != nil {
 			return exitFailure, err
 		}
 	}
@@ -168,7 +172,10 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 					p.local("media: " + err.Error())
 				}
 			}
-			p.mediaStats(call.Stats(), rec)
+			p.mediaStats(call.Stats(), parts)
+			if parts.echo != nil {
+				parts.echo.Close()
+			}
 		}
 	}
 	defer stopCall()
@@ -353,17 +360,23 @@ type jsonMedia struct {
 	VideoBroken    uint64   `json:"video_broken"`
 	KeyframesAsked uint64   `json:"keyframes_asked"`
 	Files          []string `json:"files,omitempty"`
+	// EchoCancelled is how many microphone frames the echo canceller
+	// cleaned.
+	EchoCancelled uint64 `json:"echo_cancelled,omitempty"`
 }
 
 // mediaStats reports what a media call sent and received.
-func (p *printer) mediaStats(st pipeline.Stats, rec *pipeline.Recorder) {
+func (p *printer) mediaStats(st pipeline.Stats, parts callParts) {
 	m := jsonMedia{Type: "media", Time: time.Now().UTC().Format(jsonTime), VoiceSent: st.VoiceSent,
 		VideoSent: st.VideoSent[protocol.TrackCamera], KeyframesSent: st.KeyframesSent[protocol.TrackCamera] + st.KeyframesSent[protocol.TrackScreen],
 		ScreenSent: st.VideoSent[protocol.TrackScreen], VoiceReceived: st.VoiceReceived, VideoReceived: st.VideoFramesReceived,
 		VideoBroken: st.VideoBroken, KeyframesAsked: st.KeyframesAsked}
-	if rec != nil {
-		m.Files = rec.Files()
+	if parts.rec != nil {
+		m.Files = parts.rec.Files()
 		slices.Sort(m.Files)
+	}
+	if parts.echo != nil {
+		m.EchoCancelled = parts.echo.Stats().Frames
 	}
 	if p.json {
 		b, _ := json.Marshal(m)
@@ -372,6 +385,9 @@ func (p *printer) mediaStats(st pipeline.Stats, rec *pipeline.Recorder) {
 	}
 	fmt.Fprintf(p.status, "media: sent %d voice frames and %d video frames (%d keyframes); received %d voice frames and %d video frames\n",
 		m.VoiceSent, m.VideoSent+m.ScreenSent, m.KeyframesSent, m.VoiceReceived, m.VideoReceived)
+	if parts.echo != nil {
+		fmt.Fprintf(p.status, "media: the speaker's echo was cancelled in %d microphone frames\n", m.EchoCancelled)
+	}
 	for _, f := range m.Files {
 		fmt.Fprintf(p.status, "media: recorded %s\n", f)
 	}

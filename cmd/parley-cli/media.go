@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley/media/device"
 	"github.com/parleychat/parley/media/opus"
 	"github.com/parleychat/parley/media/pipeline"
+	"github.com/parleychat/parley/media/speexdsp"
 	"github.com/parleychat/parley/media/video"
 	"github.com/parleychat/parley/media/vpx"
 )
@@ -25,7 +26,8 @@ type mediaOptions struct {
 	play         bool   // play received voice
 	speaker      string // the device to play on; "": the default
 	duration     time.Duration
-	videoBitrate int // bits per second; 0: the pipeline's default
+	videoBitrate int  // bits per second; 0: the pipeline's default
+	echoCancel   bool // clean the microphone of the speaker's echo, when both are used
 }
 
 // active reports whether any media flag was given.
@@ -59,7 +61,7 @@ func openAudio(spec string) (media.AudioSource, error) {
 			return nil, fmt.Errorf("--send-audio %q: the frequency must be a number of Hz", spec)
 		}
 		return audio.NewTone(audio.ToneConfig{Frequency: hz})
-	case spec == "mic" || strings.HasPrefix(spec, "mic:"):
+	case isMic(spec):
 		return audiodev.OpenCapture(audiodev.Config{Device: strings.TrimPrefix(strings.TrimPrefix(spec, "mic"), ":")})
 	case strings.HasSuffix(strings.ToLower(spec), ".wav"):
 		return audio.OpenWAV(spec, audio.WAVConfig{})
@@ -67,10 +69,21 @@ func openAudio(spec string) (media.AudioSource, error) {
 	return nil, fmt.Errorf("--send-audio %q: want tone, tone:HZ, mic, mic:DEVICE or a .wav file", spec)
 }
 
+// isMic reports whether a --send-audio source is a microphone.
+func isMic(spec string) bool { return spec == "mic" || strings.HasPrefix(spec, "mic:") }
+
+// callParts are what newCall makes besides the call: the recorder (nil
+// without --record) and the echo canceller (nil unless a microphone and
+// a speaker are both used and --echo-cancel is on), which the caller
+// closes after the call's Run.
+type callParts struct {
+	rec  *pipeline.Recorder
+	echo *speexdsp.Canceller
+}
+
 // newCall opens the sources and devices the flags name and returns the
-// call that runs them, and its recorder (nil without --record). On error
-// nothing is left open.
-func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, rec *pipeline.Recorder, err error) {
+// call that runs them. On error nothing is left open.
+func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, parts callParts, err error) {
 	cfg := pipeline.Config{
 		NewAudioEncoder: func() (media.AudioEncoder, error) { return opus.NewEncoder(opus.Config{}) },
 		NewVideoEncoder: func(screen bool) (media.VideoEncoder, error) {
@@ -86,12 +99,15 @@ func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, rec *pipeli
 					c.Close()
 				}
 			}
+			if parts.echo != nil {
+				parts.echo.Close()
+			}
 		}
 	}()
 	if o.sendVideo != "" {
 		src, err := openVideo(o.sendVideo)
 		if err != nil {
-			return nil, nil, err
+			return nil, parts, err
 		}
 		if o.sendVideo == "screen" {
 			cfg.Screen = src
@@ -102,25 +118,33 @@ func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, rec *pipeli
 	if o.sendAudio != "" {
 		src, err := openAudio(o.sendAudio)
 		if err != nil {
-			return nil, nil, err
+			return nil, parts, err
 		}
 		cfg.Audio = src
 	}
 	if o.play || o.speaker != "" {
 		speaker, err := audiodev.OpenPlayback(audiodev.Config{Device: o.speaker})
 		if err != nil {
-			return nil, nil, err
+			return nil, parts, err
 		}
 		cfg.Speaker = speaker
 		cfg.NewAudioDecoder = func() (media.AudioDecoder, error) { return opus.NewDecoder() }
+		if o.echoCancel && isMic(o.sendAudio) {
+			// The microphone may hear the speaker: laptop speakers, not
+			// a headset.
+			if parts.echo, err = speexdsp.NewCanceller(speexdsp.Config{}); err != nil {
+				return nil, parts, err
+			}
+			cfg.EchoCanceller = parts.echo
+		}
 	}
 	if o.record != "" {
-		if rec, err = pipeline.NewRecorder(o.record); err != nil {
-			return nil, nil, err
+		if parts.rec, err = pipeline.NewRecorder(o.record); err != nil {
+			return nil, parts, err
 		}
-		cfg.Recorder = rec
+		cfg.Recorder = parts.rec
 	}
-	return pipeline.New(cfg), rec, nil
+	return pipeline.New(cfg), parts, nil
 }
 
 func openCamera(path string) (media.VideoSource, error) {

@@ -20,12 +20,14 @@ const usage = `usage: parley                          (the start screen)
 camera:/dev/videoN), testpattern or none; mic (or mic:DEVICE), tone or
 none (e.g. --video camera,testpattern). The default is the camera and the
 microphone; without them the call goes on without video or voice, and the
-window says so.`
+window says so. The microphone is cleaned of the speaker's echo and of
+steady noise; --echo-cancel=false sends it as it is.`
 
 type options struct {
-	ui         ui.Options
-	listen     string // where a hosted room listens
-	publicAddr string // HOST:PORT in a hosted room's links ("" guess)
+	ui           ui.Options
+	listen       string // where a hosted room listens
+	publicAddr   string // HOST:PORT in a hosted room's links ("" guess)
+	noEchoCancel bool   // send the microphone as it is
 }
 
 func parseArgs(args []string) (options, error) {
@@ -42,12 +44,14 @@ func parseArgs(args []string) (options, error) {
 	tofu := fs.Bool("trust-on-first-use", false, "accept and remember the key of a server whose link has none")
 	videoList := fs.String("video", "", "video to send: camera, testpattern, none (a list, tried in order)")
 	audioList := fs.String("audio", "", "audio to send: mic, tone, none (a list, tried in order)")
+	echoCancel := fs.Bool("echo-cancel", true, "cancel the speaker's echo in the microphone")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() != 0 {
 		return o, errors.New("unexpected argument " + fs.Arg(0))
 	}
+	o.noEchoCancel = !*echoCancel
 	media, err := mediaChoice(*videoList, *audioList)
 	if err != nil {
 		return o, err

@@ -22,6 +22,12 @@ func TestParseArgs(t *testing.T) {
 	if got := strings.Join(o.ui.Join.Media.Video, ","); got != "camera:/dev/video2,testpattern" {
 		t.Errorf("video choice = %q", got)
 	}
+	if o.noEchoCancel {
+		t.Error("echo cancellation is off by default")
+	}
+	if o, err := parseArgs([]string{"--echo-cancel=false"}); err != nil || !o.noEchoCancel {
+		t.Errorf("--echo-cancel=false: noEchoCancel %v, err %v", o.noEchoCancel, err)
+	}
 	o, err = parseArgs([]string{"--host", "--room", "team", "--name", "alice", "--listen", "127.0.0.1:7800", "--public-addr", "chat.example.org:443"})
 	if err != nil {
 		t.Fatal(err)

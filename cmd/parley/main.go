@@ -42,6 +42,7 @@ func main() {
 		HostListen:     opts.listen,
 		HostPublicAddr: opts.publicAddr,
 		OnHosting:      func(invite string) { fmt.Println("invite:", invite) },
+		NoEchoCancel:   opts.noEchoCancel,
 	})
 	go func() {
 		// Ctrl-C in the terminal leaves the call as the Leave button does.

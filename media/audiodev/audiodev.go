@@ -308,6 +308,11 @@ func OpenCapture(cfg Config) (*Capture, error) {
 // Name returns the PortAudio name of the device.
 func (c *Capture) Name() string { return c.st.name }
 
+// IsMicrophone reports true: a Capture records an input device, which may
+// hear the speaker (media.Microphone). (A monitor of an output, as the
+// tests record, says so too.)
+func (c *Capture) IsMicrophone() bool { return true }
+
 // Overflows returns how many reads found that input had been lost (the
 // reader was too slow).
 func (c *Capture) Overflows() int { return c.overflows }
@@ -440,6 +445,6 @@ func (p *Playback) WriteFrame(pcm []int16) error {
 func (p *Playback) Close() error { return p.st.close() }
 
 var (
-	_ media.AudioSource = (*Capture)(nil)
-	_ media.AudioSink   = (*Playback)(nil)
+	_ media.Microphone = (*Capture)(nil)
+	_ media.AudioSink  = (*Playback)(nil)
 )

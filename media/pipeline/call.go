@@ -16,7 +16,9 @@
 //     fragments and paces them at 2.5 times the bitrate, so that a
 //     keyframe does not hold up its own voice on the uplink;
 //   - voice: 20 ms Opus frames with their level, in-band FEC sized to the
-//     worst loss its listeners reported in the last few seconds;
+//     worst loss its listeners reported in the last few seconds; a
+//     microphone's frames cleaned of the speaker's echo first, when the
+//     Config has an EchoCanceller;
 //   - receiving: one jitter buffer per speaker, played out every 20 ms
 //     (decode, FEC or concealment), mixed; the loss each speaker's stream
 //     suffers is reported to it every second; video frames reassembled,
@@ -99,6 +101,16 @@ type Config struct {
 	// OnLocalLevel receives the level of every frame the audio source
 	// gives, muted or not, on the audio sender goroutine.
 	OnLocalLevel func(level uint8)
+
+	// EchoCanceller, if set, removes the speaker's echo from the
+	// microphone: the playout loop gives it every frame it writes to the
+	// speaker (silence too), and the audio sender every frame of a source
+	// that is a microphone (media.IsMicrophone), muted or not, before its
+	// level and the encoder. A tone or a file goes out as it is, and
+	// without a speaker nothing is played to cancel. A new microphone or
+	// speaker (SetAudio, SetSpeaker) resets it. The caller closes it after
+	// Run.
+	EchoCanceller media.EchoCanceller
 
 	// Recorder, if set, gets every frame received, undecoded.
 	Recorder *Recorder
@@ -237,6 +249,9 @@ func (c *Call) SetAudio(src media.AudioSource) {
 		}
 		return
 	}
+	if ec := c.cfg.EchoCanceller; ec != nil && src != nil && media.IsMicrophone(src) {
+		ec.Reset() // another room, another echo path
+	}
 	c.audio.src.set(src, src != nil)
 	c.announceState()
 }
@@ -267,7 +282,12 @@ func (c *Call) SetVideo(tr protocol.Track, src media.VideoSource) {
 }
 
 // SetSpeaker switches the device voice is played on (nil: none).
-func (c *Call) SetSpeaker(sink media.AudioSink) { c.speaker.set(sink, sink != nil) }
+func (c *Call) SetSpeaker(sink media.AudioSink) {
+	if ec := c.cfg.EchoCanceller; ec != nil && sink != nil {
+		ec.Reset() // another echo path
+	}
+	c.speaker.set(sink, sink != nil)
+}
 
 // State returns this member's media state as the sources make it.
 func (c *Call) State() uint8 {

@@ -214,6 +214,9 @@ func (r *receiver) run(ctx context.Context) error {
 		}
 		mix.Frame(mixed)
 		if haveSpeaker {
+			if ec := cfg.EchoCanceller; ec != nil {
+				ec.Playback(mixed) // as it goes to the speaker: its echo may come back
+			}
 			if err := speaker.WriteFrame(mixed); err != nil {
 				switch {
 				case ctx.Err() != nil:

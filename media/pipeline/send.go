@@ -78,6 +78,9 @@ func (s *audioSender) run(ctx context.Context) error {
 			}
 			continue
 		}
+		if ec := s.call.cfg.EchoCanceller; ec != nil && media.IsMicrophone(src) {
+			ec.Capture(pcm)
+		}
 		lvl := audio.Level(pcm)
 		if f := s.call.cfg.OnLocalLevel; f != nil {
 			f(lvl)

@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley/media/audio"
 	"github.com/parleychat/parley/media/opus"
 	"github.com/parleychat/parley/media/pipeline"
+	"github.com/parleychat/parley/media/speexdsp"
 	"github.com/parleychat/parley/media/vpx"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/protocol/client"
@@ -56,6 +57,11 @@ type Config struct {
 	// OnHosting, if set, is told the invite link of a room this session
 	// hosts (parley prints it for the terminal).
 	OnHosting func(invite string)
+	// NoEchoCancel sends the microphone as it is. By default its frames
+	// are cleaned of the echo of what the speaker plays, and of steady
+	// noise (media/speexdsp), which is what laptop speakers without a
+	// headset need; the test tone is sent as it is either way.
+	NoEchoCancel bool
 }
 
 // Session is a ui.Backend. Create it with New and give it the window's
@@ -320,7 +326,21 @@ func (c *activeCall) run(inv protocol.Invite, req ui.JoinRequest) {
 		s.mu.Unlock()
 		close(c.done)
 	}()
-	c.media = pipeline.New(c.pipelineConfig())
+	cfg := c.pipelineConfig()
+	if !s.cfg.NoEchoCancel {
+		// The pipeline uses it on microphones only. It is closed as run
+		// returns, after the pipeline's Run.
+		if echo, err := speexdsp.NewCanceller(speexdsp.Config{}); err != nil {
+			s.log.Warn("no echo cancellation", "err", err)
+		} else {
+			defer func() {
+				s.log.Debug("echo canceller", "stats", fmt.Sprintf("%+v", echo.Stats()))
+				echo.Close()
+			}()
+			cfg.EchoCanceller = echo
+		}
+	}
+	c.media = pipeline.New(cfg)
 	c.client = client.New(client.Config{
 		Invite:   inv,
 		Name:     req.Name,

@@ -18,12 +18,13 @@ import (
 )
 
 // pulse gives the sessions' speakers a real device: PulseAudio's null
-// sink A.
+// sink A, the default. Its sink "room" is a room whose microphone (the
+// sink's monitor) hears its speaker.
 var pulse *pulsetest.Server
 
 func TestMain(m *testing.M) {
 	var err error
-	pulse, err = pulsetest.Start("A")
+	pulse, err = pulsetest.Start("A", "room")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "session tests need PulseAudio (make deps installs it):", err)
 		os.Exit(1)
@@ -45,6 +46,7 @@ type watcher struct {
 	name string
 	mu   sync.Mutex
 	evs  []ui.Event
+	at   []time.Time // when each event came
 	more chan struct{}
 	done chan struct{}
 	from int // waitFor looks at events from this one on
@@ -64,6 +66,7 @@ func watch(t *testing.T, name string, s *Session) *watcher {
 		for ev := range s.Events() {
 			w.mu.Lock()
 			w.evs = append(w.evs, ev)
+			w.at = append(w.at, time.Now())
 			w.mu.Unlock()
 			select {
 			case w.more <- struct{}{}:
@@ -103,13 +106,15 @@ func anyEvent[T ui.Event](T) bool { return true }
 
 // newSession returns a session that hosts on a free loopback port and
 // keeps its state in the test's directories.
-func newSession(t *testing.T) *Session {
-	s := New(Config{
-		KnownServers: t.TempDir() + "/known_servers",
-		HostDataDir:  t.TempDir(),
-		HostListen:   "127.0.0.1:0",
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+func newSession(t *testing.T) *Session { return newSessionConfig(t, Config{}) }
+
+// newSessionConfig is newSession with more of the Config.
+func newSessionConfig(t *testing.T, cfg Config) *Session {
+	cfg.KnownServers = t.TempDir() + "/known_servers"
+	cfg.HostDataDir = t.TempDir()
+	cfg.HostListen = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(cfg)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -380,4 +385,95 @@ func TestHostEndsTheCall(t *testing.T) {
 		t.Errorf("the guest was told %+v, want a fatal error saying the host ended the call", e)
 	}
 	waitFor(gw, "left", anyEvent[ui.Left])
+}
+
+// TestEchoCancelled: alice's speaker is in the room her microphone records
+// (PulseAudio's null sink "room" and its monitor), as with laptop speakers
+// and no headset, and bob talks (the test tone, at -9 dBov, loud and
+// without a pause). By default her microphone's frames are cleaned of the
+// echo: once the canceller has learnt the room, bob's voice coming back
+// through her microphone does not make her tile show her talking (nor go
+// back to bob). With echo cancellation off, it does all the time.
+func TestEchoCancelled(t *testing.T) {
+	const (
+		learn   = 3 * time.Second // for the canceller, once alice's speaker is in the room
+		measure = 4 * time.Second // then the time alice's tile shows her talking is measured
+	)
+	for _, on := range []bool{true, false} {
+		name := "on"
+		if !on {
+			name = "off"
+		}
+		t.Run(name, func(t *testing.T) {
+			alice := newSessionConfig(t, Config{NoEchoCancel: !on})
+			aw := watch(t, "alice", alice)
+			alice.Host(ui.HostRequest{Name: "alice", Media: ui.MediaChoice{Video: []string{"none"},
+				Audio: []string{"mic:" + pulse.MonitorDevice("room")}}})
+			h := waitFor(aw, "hosting", anyEvent[ui.Hosting])
+			self := waitFor(aw, "alice's own tile", func(p ui.ParticipantJoined) bool { return p.Self })
+			inv, _ := protocol.ParseInvite(h.Invite)
+			inv.Addr = h.Addr
+			bob := newSession(t)
+			watch(t, "bob", bob)
+			bob.Join(ui.JoinRequest{Invite: inv.String(), Name: "bob", Media: ui.MediaChoice{Video: []string{"none"}, Audio: []string{TestTone}}})
+			bobAtAlice := waitFor(aw, "bob's tile", func(p ui.ParticipantJoined) bool { return p.Name == "bob" })
+			waitFor(aw, "bob talking", func(e ui.Talking) bool { return e.ID == bobAtAlice.ID && e.Talking })
+
+			// Bob's voice into the room from now on. (The session tells
+			// the window of no switched speaker: Devices says it.)
+			room := pulse.PlaybackDevice("room")
+			alice.SelectDevice(ui.Speaker, room)
+			deadline := time.Now().Add(10 * time.Second)
+			for alice.Devices().Speaker != room {
+				if time.Now().After(deadline) {
+					t.Fatal("alice's speaker did not switch to the room")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			from := time.Now().Add(learn)
+			to := from.Add(measure)
+			<-time.After(time.Until(to)) // the window is a measurement, not a wait for an event
+
+			// How long alice's own tile showed her talking in the window.
+			aw.mu.Lock()
+			evs, at := aw.evs, aw.at
+			aw.mu.Unlock()
+			var talked time.Duration
+			talking, since, bobStopped := false, from, false
+			for i, ev := range evs {
+				e, ok := ev.(ui.Talking)
+				switch {
+				case !ok || at[i].After(to):
+				case e.ID == bobAtAlice.ID && !e.Talking && at[i].After(from):
+					bobStopped = true
+				case e.ID == self.ID && e.Talking != talking:
+					if !e.Talking && at[i].After(from) {
+						talked += at[i].Sub(later(since, from))
+					}
+					talking, since = e.Talking, at[i]
+				}
+			}
+			if talking {
+				talked += to.Sub(later(since, from))
+			}
+			t.Logf("echo cancellation %s: alice's tile showed her talking for %v of %v", name, talked.Round(time.Millisecond), measure)
+			if bobStopped {
+				t.Fatal("bob's tile at alice stopped talking during the measure")
+			}
+			if on && talked > measure/5 {
+				t.Errorf("with echo cancellation alice's tile showed her talking for %v of %v: the echo of bob's voice went through", talked, measure)
+			}
+			if !on && talked < measure*9/10 {
+				t.Errorf("without echo cancellation alice's tile showed her talking for only %v of %v: the room does not echo", talked, measure)
+			}
+		})
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
