@@ -118,7 +118,7 @@ BENCH_COUNT ?= 5
 bench: deps build
 	@mkdir -p bench
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./protocol/... ./relay/... ./media/... | tee bench/go.txt
-	$(GO) test ./media/vpx -run '^TestVP8VersusJPEG$$' -vpxjpeg -vpxjpeg-out bench/vp8-vs-jpeg.md
+	$(GO) test ./media/vpx -run '^TestVP8VersusJPEG$$' -vpxjpeg -vpxjpeg-out $(CURDIR)/bench/vp8-vs-jpeg.md
 	$(BIN)/parley-load bench --out docs/performance.md --plot docs/voice-under-video.png --include bench
 
 clean:
