@@ -200,6 +200,10 @@ type Join struct {
 	// markers where retention removed some) instead of the recent history.
 	Resume   bool
 	AfterSeq uint64
+	// HistoryID is the HistoryID of the Joined that AfterSeq counts in, or
+	// 0. A server whose history has another ID ignores AfterSeq and sends
+	// the recent history, as on a fresh join.
+	HistoryID uint64
 	// Token is empty or the token from an earlier Joined for this room and
 	// name. A valid token takes the name over from a stale session and
 	// lets private messages be replayed.
@@ -222,7 +226,7 @@ func (m *Join) validate() error {
 	return errLen(TypeJoin, "token", len(m.Token), TokenSize)
 }
 func (m *Join) payloadSize() int {
-	return 1 + len(m.Room) + 1 + len(m.Name) + 1 + len(m.Password) + 1 + 8 + 1 + len(m.Token)
+	return 1 + len(m.Room) + 1 + len(m.Name) + 1 + len(m.Password) + 1 + 8 + 8 + 1 + len(m.Token)
 }
 func (m *Join) appendPayload(b []byte) []byte {
 	b = appendStr8(appendStr8(appendStr8(b, m.Room), m.Name), m.Password)
@@ -230,7 +234,7 @@ func (m *Join) appendPayload(b []byte) []byte {
 	if m.Resume {
 		flags |= JoinResume
 	}
-	return appendBytes8(appendU64(append(b, flags), m.AfterSeq), m.Token)
+	return appendBytes8(appendU64(appendU64(append(b, flags), m.AfterSeq), m.HistoryID), m.Token)
 }
 func (m *Join) decode(d *decoder) {
 	m.Room = d.str8("room", MaxRoomBytes)
@@ -242,6 +246,7 @@ func (m *Join) decode(d *decoder) {
 		d.fail("unknown flags 0x%02x", flags)
 	}
 	m.AfterSeq = d.u64("after_seq")
+	m.HistoryID = d.u64("history_id")
 	m.Token = d.bytes8("token", TokenSize)
 }
 
@@ -270,7 +275,10 @@ type Joined struct {
 	Name     string
 	Token    []byte // TokenSize bytes; present it in a later Join to resume
 	HeadSeq  uint64 // the room's newest sequence number at the time of joining
-	Members  []Member
+	// HistoryID identifies the server's history, in which HeadSeq and
+	// every Chat's Seq count; it changes only when the history is reset.
+	HistoryID uint64
+	Members   []Member
 }
 
 func (*Joined) Type() Type                              { return TypeJoined }
@@ -297,7 +305,7 @@ func (m *Joined) validate() error {
 	return nil
 }
 func (m *Joined) payloadSize() int {
-	n := 1 + len(m.Room) + 4 + 1 + len(m.Name) + 1 + len(m.Token) + 8 + 2
+	n := 1 + len(m.Room) + 4 + 1 + len(m.Name) + 1 + len(m.Token) + 8 + 8 + 2
 	for i := range m.Members {
 		n += m.Members[i].size()
 	}
@@ -305,7 +313,7 @@ func (m *Joined) payloadSize() int {
 }
 func (m *Joined) appendPayload(b []byte) []byte {
 	b = appendStr8(appendU32(appendStr8(b, m.Room), m.MemberID), m.Name)
-	b = appendU16(appendU64(appendBytes8(b, m.Token), m.HeadSeq), uint16(len(m.Members)))
+	b = appendU16(appendU64(appendU64(appendBytes8(b, m.Token), m.HeadSeq), m.HistoryID), uint16(len(m.Members)))
 	for i := range m.Members {
 		b = m.Members[i].appendTo(b)
 	}
@@ -317,6 +325,7 @@ func (m *Joined) decode(d *decoder) {
 	m.Name = d.str8("name", MaxNameBytes)
 	m.Token = d.bytes8("token", TokenSize)
 	m.HeadSeq = d.u64("head_seq")
+	m.HistoryID = d.u64("history_id")
 	n := int(d.u16("count"))
 	if n > MaxMembers {
 		d.fail("count %d over limit %d", n, MaxMembers)

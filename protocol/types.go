@@ -58,15 +58,17 @@ const (
 	TypeWelcome Type = 0x02
 
 	// TypeJoin (client → server, control) enters a room:
-	//	str8 room | str8 name | str8 password | u8 flags | u64 after_seq | bytes8 token
+	//	str8 room | str8 name | str8 password | u8 flags | u64 after_seq |
+	//	u64 history_id | bytes8 token
 	// flags bit 0 (JoinResume): deliver every message after after_seq instead
-	// of the recent history. token is empty or the 16-byte token of a
+	// of the recent history, if history_id (from the Joined after_seq counts
+	// in; 0 if unknown) matches the server's. token is empty or the 16-byte token of a
 	// previous Joined for the same room and name.
 	TypeJoin Type = 0x03
 
 	// TypeJoined (server → client, control) confirms a Join:
 	//	str8 room | u32 member_id | str8 name | bytes8 token | u64 head_seq |
-	//	u16 count | count × (u32 id | str8 name | u8 state)
+	//	u64 history_id | u16 count | count × (u32 id | str8 name | u8 state)
 	// The member list is the roster at the moment of joining and includes
 	// the joining member.
 	TypeJoined Type = 0x04
@@ -191,8 +193,8 @@ type typeInfo struct {
 var typeInfos = map[Type]typeInfo{
 	TypeHello:           {"hello", KindControl, 2 + 2 + 1 + MaxSoftwareBytes, true},
 	TypeWelcome:         {"welcome", KindControl, 2 + 1 + MaxSoftwareBytes + 4 + 2 + 2 + 2, true},
-	TypeJoin:            {"join", KindControl, 1 + MaxRoomBytes + 1 + MaxNameBytes + 1 + MaxPasswordBytes + 1 + 8 + 1 + TokenSize, true},
-	TypeJoined:          {"joined", KindControl, 1 + MaxRoomBytes + 4 + 1 + MaxNameBytes + 1 + TokenSize + 8 + 2 + MaxMembers*maxMemberBytes, true},
+	TypeJoin:            {"join", KindControl, 1 + MaxRoomBytes + 1 + MaxNameBytes + 1 + MaxPasswordBytes + 1 + 8 + 8 + 1 + TokenSize, true},
+	TypeJoined:          {"joined", KindControl, 1 + MaxRoomBytes + 4 + 1 + MaxNameBytes + 1 + TokenSize + 8 + 8 + 2 + MaxMembers*maxMemberBytes, true},
 	TypeLeave:           {"leave", KindControl, 0, true},
 	TypeMemberJoined:    {"member-joined", KindControl, maxMemberBytes, true},
 	TypeMemberLeft:      {"member-left", KindControl, maxMemberBytes, true},

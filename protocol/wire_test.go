@@ -42,23 +42,25 @@ func TestLayout(t *testing.T) {
 			000000000000002a   # client_id
 			04 7a6fc3ab        # to "zoë"
 			00000002 6869      # text "hi"`},
-		{"join", &Join{Room: "r", Name: "n", Password: "", Resume: true, AfterSeq: 9,
+		{"join", &Join{Room: "r", Name: "n", Password: "", Resume: true, AfterSeq: 9, HistoryID: 0x0102030405060708,
 			Token: []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}}, `
-			03 00 0000001f
+			03 00 00000027
 			01 72              # room "r"
 			01 6e              # name "n"
 			00                 # password ""
 			01                 # flags: JoinResume
 			0000000000000009   # after_seq
+			0102030405060708   # history_id
 			10 000102030405060708090a0b0c0d0e0f # token`},
-		{"joined", &Joined{Room: "r", MemberID: 2, Name: "b", Token: []byte{0xee}, HeadSeq: 0x100,
+		{"joined", &Joined{Room: "r", MemberID: 2, Name: "b", Token: []byte{0xee}, HeadSeq: 0x100, HistoryID: 0xfedcba9876543211,
 			Members: []Member{{ID: 1, Name: "a", State: 0}, {ID: 2, Name: "b", State: 3}}}, `
-			04 00 00000022
+			04 00 0000002a
 			01 72              # room "r"
 			00000002           # member_id
 			01 62              # name "b"
 			01 ee              # token
 			0000000000000100   # head_seq
+			fedcba9876543211   # history_id
 			0002               # count
 			00000001 01 61 00  # id, name "a", state
 			00000002 01 62 03  # id, name "b", state`},

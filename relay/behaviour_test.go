@@ -278,6 +278,52 @@ func TestResumeAfterReconnect(t *testing.T) {
 	}
 }
 
+// A resume counts after_seq in the history named by history_id: one from
+// another history (the server's was reset since) gets the recent history,
+// as a fresh join does, rather than a replay cut at a number that means
+// something else now.
+func TestResumeIntoAnotherHistory(t *testing.T) {
+	ts := startServer(t, Config{TextBurst: 100, TextPerMinute: 6000})
+	a := dial(t, ts)
+	ja := a.join("lobby", "alice")
+	if ja.HistoryID == 0 {
+		t.Fatal("Joined carries history_id 0")
+	}
+	for _, text := range []string{"one", "two", "three"} {
+		a.say("", text)
+	}
+	a.chats(3)
+	for _, tc := range []struct {
+		historyID uint64
+		want      []string
+	}{
+		{ja.HistoryID, []string{"three"}},
+		{0, []string{"three"}}, // unknown: after_seq is trusted
+		{ja.HistoryID ^ 0x10, []string{"one", "two", "three"}},
+	} {
+		b := dial(t, ts)
+		jb, err := b.tryJoin(&protocol.Join{Room: "lobby", Name: "bob", Resume: true, AfterSeq: 2, HistoryID: tc.historyID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jb.HistoryID != ja.HistoryID {
+			t.Fatalf("history_id %x on a second join, %x on the first", jb.HistoryID, ja.HistoryID)
+		}
+		var got []string
+		for _, m := range b.chats(len(tc.want)) {
+			got = append(got, m.Text)
+		}
+		if synced := expect[*protocol.Synced](b, protocol.TypeMemberJoined, protocol.TypeMemberLeft); synced.Seq != 3 {
+			t.Fatalf("Synced at %d, want 3", synced.Seq)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("resume after 2 with history_id %x: got %q, want %q", tc.historyID, got, tc.want)
+		}
+		b.conn.Close()
+		expect[*protocol.MemberLeft](a, protocol.TypeMemberJoined)
+	}
+}
+
 // A valid token takes a name over from a stale session, which is closed
 // with CodeReplaced.
 func TestTokenReplacesStaleSession(t *testing.T) {

@@ -520,7 +520,9 @@ func (s *session) join(j *protocol.Join) error {
 		}
 	}
 	var start uint64
-	if j.Resume {
+	// A resume whose AfterSeq counts in another history (this server's was
+	// reset since) gets the recent history, as a fresh join does.
+	if j.Resume && (j.HistoryID == 0 || j.HistoryID == store.ID()) {
 		// Gap markers cover anything retention removed after AfterSeq.
 		start = min(j.AfterSeq, head)
 	} else {
@@ -558,7 +560,7 @@ func (s *session) join(j *protocol.Join) error {
 	}
 	r.nextID++
 	r.addLocked(m)
-	joined := &protocol.Joined{Room: j.Room, MemberID: m.id, Name: m.name, Token: token, HeadSeq: r.head, Members: r.rosterLocked()}
+	joined := &protocol.Joined{Room: j.Room, MemberID: m.id, Name: m.name, Token: token, HeadSeq: r.head, HistoryID: store.ID(), Members: r.rosterLocked()}
 	s.queueControl(joined)
 	r.mu.Unlock()
 

@@ -115,14 +115,16 @@ type Client struct {
 	roster    map[uint32]protocol.Member
 
 	// Owned by Run's goroutine.
-	outbox   []*outgoing // not yet acknowledged, in send order
-	lastSeq  uint64
-	ackedTo  uint64 // highest sequence number acknowledged to this client
-	joined   bool   // joined at least once: later joins resume
-	token    []byte
-	limiter  *rate.Limiter
-	pausedTo time.Time // after a rate limit: send nothing before this
-	flushers []chan struct{}
+	outbox  []*outgoing // not yet acknowledged, in send order
+	lastSeq uint64
+	// historyID is the server history lastSeq counts in (Joined.HistoryID).
+	historyID uint64
+	ackedTo   uint64 // highest sequence number acknowledged to this client
+	joined    bool   // joined at least once: later joins resume
+	token     []byte
+	limiter   *rate.Limiter
+	pausedTo  time.Time // after a rate limit: send nothing before this
+	flushers  []chan struct{}
 }
 
 type outgoing struct {
@@ -374,7 +376,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	joined, err := conn.Join(jctx, &protocol.Join{
 		Room: c.cfg.Invite.Room, Name: c.cfg.Name, Password: c.cfg.Password,
-		Resume: c.joined, AfterSeq: c.lastSeq, Token: c.token,
+		Resume: c.joined, AfterSeq: c.lastSeq, HistoryID: c.historyID, Token: c.token,
 	})
 	cancel()
 	if err != nil {
@@ -383,14 +385,16 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	c.joined = true
 	c.token = joined.Token
 	c.emit(ctx, Event{Type: EventConnected, Room: joined.Room, From: joined.Name, Text: w.Software, Seq: joined.HeadSeq, Time: time.Now()})
-	if joined.HeadSeq < c.lastSeq {
-		// The server's history is behind what this client saw: it was
-		// reset (a server without a data directory restarted, or its
-		// database was replaced). Its sequence numbers start over.
+	if c.historyID != 0 && joined.HistoryID != c.historyID || joined.HeadSeq < c.lastSeq {
+		// The server's history is not the one this client counted in: it
+		// was reset (a server without a data directory restarted, or its
+		// database was replaced). Its sequence numbers start over, and
+		// the server sent its recent history as to a newcomer.
 		c.emit(ctx, Event{Type: EventError, Room: joined.Room, Time: time.Now(),
-			Err: fmt.Errorf("the server's history was reset: messages %d to %d are gone", joined.HeadSeq+1, c.lastSeq)})
-		c.lastSeq, c.ackedTo = joined.HeadSeq, min(c.ackedTo, joined.HeadSeq)
+			Err: fmt.Errorf("the server's history was reset: the %d messages seen before are gone from it", c.lastSeq)})
+		c.lastSeq, c.ackedTo = 0, 0
 	}
+	c.historyID = joined.HistoryID
 	c.syncRoster(ctx, joined.Members)
 	c.mu.Lock()
 	c.conn = conn

@@ -11,7 +11,9 @@ package history
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -60,6 +62,7 @@ type AppendRequest struct {
 
 // Store is a history database.
 type Store struct {
+	id    uint64
 	db    *sql.DB
 	wc    *sql.Conn   // the committer's connection
 	stmts *statements // the committer's prepared statements
@@ -125,6 +128,10 @@ CREATE TABLE IF NOT EXISTS tokens (
 	since INTEGER NOT NULL,
 	PRIMARY KEY (room, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 // Open opens or creates the database at path. An empty path opens a
@@ -160,6 +167,11 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("history: creating schema in %s: %w", path, err)
 	}
+	id, err := historyID(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("history: %s: %w", path, err)
+	}
 	stmts, err := prepareStatements(ctx, db)
 	if err != nil {
 		db.Close()
@@ -178,6 +190,7 @@ func Open(path string, opts Options) (*Store, error) {
 		wc = nil
 	}
 	s := &Store{
+		id:    id,
 		db:    db,
 		wc:    wc,
 		stmts: stmts,
@@ -190,6 +203,29 @@ func Open(path string, opts Options) (*Store, error) {
 	go s.commitLoop()
 	return s, nil
 }
+
+// historyID reads the database's random identity, creating it with the
+// database. Sequence numbers are only comparable within one identity: a
+// server whose history was deleted or replaced numbers from 1 again.
+func historyID(ctx context.Context, db *sql.DB) (uint64, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	fresh := int64(binary.BigEndian.Uint64(b[:]) | 1) // never 0, which means "unknown"
+	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('history_id', ?)`, fresh); err != nil {
+		return 0, fmt.Errorf("creating the history id: %w", err)
+	}
+	var id int64
+	if err := db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'history_id'`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("reading the history id: %w", err)
+	}
+	return uint64(id), nil
+}
+
+// ID identifies this history: it is made with the database and kept for
+// its life, so a client can tell a restarted server (same ID, sequence
+// numbers continue) from one whose history was reset (new ID, numbering
+// starts over). It is never 0.
+func (s *Store) ID() uint64 { return s.id }
 
 // Close lets the committer finish the requests already queued, then closes
 // the database.

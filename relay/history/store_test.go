@@ -82,6 +82,32 @@ func TestSequenceAndPersistence(t *testing.T) {
 	}
 }
 
+// The history ID lives as long as the database: the same after reopening,
+// different for another database or an in-memory one.
+func TestHistoryID(t *testing.T) {
+	s, path := openTemp(t, Options{})
+	id := s.ID()
+	s.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, _ := openTemp(t, Options{})
+	defer other.Close()
+	mem, err := Open("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if id == 0 || s.ID() != id {
+		t.Fatalf("history ID %x, %x after reopening: want the same, not 0", id, s.ID())
+	}
+	if other.ID() == id || mem.ID() == id || mem.ID() == 0 {
+		t.Fatalf("history IDs %x (file), %x (another file), %x (memory): want all different and not 0", id, other.ID(), mem.ID())
+	}
+}
+
 func TestDuplicateClientID(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	defer s.Close()
