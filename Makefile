@@ -115,9 +115,10 @@ fuzz:
 # measurement of docs/performance.md, and writes that file and its plot
 # (under 15 minutes here).
 BENCH_COUNT ?= 5
+BENCH_TIME ?= 500ms
 bench: deps build
 	@mkdir -p bench
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./protocol/... ./relay/... ./media/... | tee bench/go.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) ./protocol/... ./relay/... ./media/... | tee bench/go.txt
 	$(GO) test ./media/vpx -run '^TestVP8VersusJPEG$$' -vpxjpeg -vpxjpeg-out $(CURDIR)/bench/vp8-vs-jpeg.md
 	$(BIN)/parley-load bench --out docs/performance.md --plot docs/voice-under-video.png --include bench
 

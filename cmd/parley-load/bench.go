@@ -39,6 +39,10 @@ type benchData struct {
 
 	Capacity    *loadResult
 	CapacityCfg loadConfig
+	// The same load at half the clients and rooms: where the delay comes
+	// from when the full load saturates the machine.
+	CapacityHalf    *loadResult
+	CapacityHalfCfg loadConfig
 
 	Idle    *loadResult
 	IdleCfg loadConfig
@@ -152,6 +156,16 @@ func runBench(ctx context.Context, args []string) error {
 		if o.only != "" {
 			printSummary(os.Stdout, d.CapacityCfg, r)
 		}
+		step("capacity at half the load")
+		d.CapacityHalfCfg = d.CapacityCfg
+		d.CapacityHalfCfg.Clients, d.CapacityHalfCfg.Rooms = d.CapacityCfg.Clients/2, d.CapacityCfg.Rooms/2
+		if r, err = runLoad(ctx, d.CapacityHalfCfg); err != nil {
+			return fmt.Errorf("capacity at half the load: %w", err)
+		}
+		d.CapacityHalf = r
+		if o.only != "" {
+			printSummary(os.Stdout, d.CapacityHalfCfg, r)
+		}
 	}
 	if want("idle") {
 		step("idle connections")
@@ -170,7 +184,7 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	if want("voice") {
-		if err := benchVoice(ctx, o, d, scale(20*time.Second)); err != nil {
+		if err := benchVoice(ctx, o, d, scale(15*time.Second)); err != nil {
 			return err
 		}
 	}

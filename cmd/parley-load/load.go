@@ -265,11 +265,30 @@ func connectAll(ctx context.Context, n int, connect func(i int) error) error {
 	return firstErr
 }
 
-// every calls f every d until ctx is done.
-func every(ctx context.Context, wg *sync.WaitGroup, d time.Duration, f func()) {
+// spread gives the k-th of n periodic senders its phase in a period d:
+// evenly apart, as the clocks of independent microphones and cameras are.
+// Started together, every sender would tick at the same instant, and the
+// relay would see bursts of all of them at once that no real call has.
+func spread(k, n int, d time.Duration) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return d * time.Duration(k%n) / time.Duration(n)
+}
+
+// every calls f every d until ctx is done, starting at the given phase
+// (0 ≤ phase < d) of the period.
+func every(ctx context.Context, wg *sync.WaitGroup, d, phase time.Duration, f func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if phase > 0 {
+			select {
+			case <-time.After(phase):
+			case <-ctx.Done():
+				return
+			}
+		}
 		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
@@ -359,7 +378,7 @@ func (e *parleyEngine) start(ctx context.Context, wg *sync.WaitGroup, cfg loadCo
 		for s := 0; s < cfg.Speakers && s < len(members); s++ {
 			c := e.conns[members[s]]
 			var seq atomic.Uint32
-			every(ctx, wg, 20*time.Millisecond, func() {
+			every(ctx, wg, 20*time.Millisecond, spread(r*cfg.Speakers+s, cfg.Rooms*cfg.Speakers, 20*time.Millisecond), func() {
 				v := protocol.Voice{Seq: seq.Add(1), Captured: time.Now().UnixMicro(), Codec: protocol.CodecOpus, Level: 40, Data: voice}
 				if c.Send(&v) == nil && e.on.Load() {
 					e.sent.Add(1)
@@ -370,7 +389,7 @@ func (e *parleyEngine) start(ctx context.Context, wg *sync.WaitGroup, cfg loadCo
 			c := e.conns[members[cfg.Speakers]]
 			frames := videoFrames(cfg.VideoBitrate)
 			var n atomic.Uint32
-			every(ctx, wg, time.Second/30, func() {
+			every(ctx, wg, time.Second/30, spread(r, cfg.VideoSenders, time.Second/30), func() {
 				i := n.Add(1) - 1
 				f := frames[int(i)%len(frames)]
 				c.SendVideoFrame(&protocol.VideoFrame{FrameSeq: i, Captured: time.Now().UnixMicro(), Codec: protocol.CodecVP8,
@@ -379,7 +398,7 @@ func (e *parleyEngine) start(ctx context.Context, wg *sync.WaitGroup, cfg loadCo
 		}
 	}
 	if cfg.TextPerSecond > 0 {
-		every(ctx, wg, time.Duration(float64(time.Second)/cfg.TextPerSecond), func() {
+		every(ctx, wg, time.Duration(float64(time.Second)/cfg.TextPerSecond), 0, func() {
 			i := int(time.Now().UnixNano()) % len(e.conns)
 			if i < 0 {
 				i = -i
@@ -483,7 +502,7 @@ func (e *natsEngine) start(ctx context.Context, wg *sync.WaitGroup, cfg loadConf
 		for s := 0; s < cfg.Speakers && s < len(members); s++ {
 			nc := e.conns[members[s]]
 			buf := make([]byte, max(cfg.VoiceBytes, 8))
-			every(ctx, wg, 20*time.Millisecond, func() {
+			every(ctx, wg, 20*time.Millisecond, spread(r*cfg.Speakers+s, cfg.Rooms*cfg.Speakers, 20*time.Millisecond), func() {
 				stamp(buf)
 				if nc.Publish(subject, buf) == nil && e.on.Load() {
 					e.sent.Add(1)
@@ -552,7 +571,7 @@ func (e *rawEngine) start(ctx context.Context, wg *sync.WaitGroup, cfg loadConfi
 		for s := 0; s < cfg.Speakers && s < len(members); s++ {
 			c := e.conns[members[s]]
 			buf := make([]byte, rawFrame)
-			every(ctx, wg, 20*time.Millisecond, func() {
+			every(ctx, wg, 20*time.Millisecond, spread(r*cfg.Speakers+s, cfg.Rooms*cfg.Speakers, 20*time.Millisecond), func() {
 				stamp(buf)
 				if _, err := c.Write(buf); err == nil && e.on.Load() {
 					e.sent.Add(1)
