@@ -64,8 +64,8 @@ the machine's queue, which is why it falls to a fraction at half the load,
 where the two leave some CPU idle. The relay's own CPU meets its budget;
 whether the relay alone would meet the delay target at the full load needs
 its clients on another machine, which this one cannot show. Under
-saturation the relay keeps voice whole and sheds video first (the dropped
-video above); it drops no voice.
+saturation the relay sheds video before voice (a receiver's video queue
+is the one cut when it falls behind), and no voice frame was dropped.
 {{end}}
 ## 3. Idle connections
 {{with .Idle}}
@@ -162,7 +162,7 @@ VP8 ≤ 1/8 of the JPEG bits at equal SSIM.
   the relay saw bursts of every room's voice together, which no real call
   has. Spread evenly over the period (for every server, NATS and raw TCP
   alike), the capacity load at 500 clients went from p50 7.0 ms / p99
-  15.6 ms to 0.8 ms / 9.5 ms. At 1 000 clients the machine is saturated
+  15.6 ms to 0.8 ms / 9.5 ms (one 15 s run each, ` + "`parley-load run --clients 500 --rooms 50 --video 10`" + `). At 1 000 clients the machine is saturated
   either way (about 2.0 cores used of 2) and the delay stays high.
 - Tried and taken out again, for no gain: waking a receiver's writer
   through one channel rather than one per kind (no change beyond ±4 %); a
