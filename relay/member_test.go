@@ -174,28 +174,13 @@ func (m *libMember) joined() bool {
 }
 
 // firstJoin waits at most d until the member has joined once. If Run
-// returns first, it returns what Run returned.
+// returns first, its error wraps what Run returned.
 func (m *libMember) firstJoin(d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		m.mu.Lock()
-		joined, more := count(m.events, pclient.EventConnected) > 0, m.more
-		m.mu.Unlock()
-		if joined {
-			return nil
-		}
-		select {
-		case <-more:
-		case <-m.ended:
-			if m.joined() {
-				return nil
-			}
-			return fmt.Errorf("its Run returned before it joined: %w", m.runErr)
-		case <-timer.C:
-			return fmt.Errorf("not joined within %v", d)
-		}
+	_, err := m.awaitEvents(d, func(evs []pclient.Event) bool { return count(evs, pclient.EventConnected) > 0 })
+	if err != nil {
+		return fmt.Errorf("not joined: %w", err)
 	}
+	return nil
 }
 
 // firstJoinTook returns how long the member took to join the first time,
@@ -240,9 +225,20 @@ func (m *libMember) conn() *freezeConn {
 }
 
 // waitEvents waits until cond holds for the events so far and returns
-// them.
+// them; the test fails if Run returns first or d passes.
 func (m *libMember) waitEvents(what string, d time.Duration, cond func([]pclient.Event) bool) []pclient.Event {
 	m.t.Helper()
+	evs, err := m.awaitEvents(d, cond)
+	if err != nil {
+		m.t.Fatalf("%s: no %s: %v", m.name, what, err)
+	}
+	return evs
+}
+
+// awaitEvents waits at most d until cond holds for the events so far and
+// returns them. If Run returns first (and its last events do not satisfy
+// cond), the error wraps what Run returned.
+func (m *libMember) awaitEvents(d time.Duration, cond func([]pclient.Event) bool) ([]pclient.Event, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
@@ -250,20 +246,17 @@ func (m *libMember) waitEvents(what string, d time.Duration, cond func([]pclient
 		evs, more := m.events, m.more
 		m.mu.Unlock()
 		if cond(evs) {
-			return evs
+			return evs, nil
 		}
 		select {
 		case <-more:
 		case <-m.ended:
-			m.mu.Lock()
-			evs = m.events
-			m.mu.Unlock()
-			if cond(evs) {
-				return evs
+			if evs = m.eventsSoFar(); cond(evs) {
+				return evs, nil
 			}
-			m.t.Fatalf("%s: no %s: its Run returned %v", m.name, what, m.runErr)
+			return evs, fmt.Errorf("its Run returned first: %w", m.runErr)
 		case <-timer.C:
-			m.t.Fatalf("%s: no %s within %v", m.name, what, d)
+			return evs, fmt.Errorf("not within %v", d)
 		}
 	}
 }

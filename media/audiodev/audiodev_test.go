@@ -2,9 +2,7 @@ package audiodev
 
 import (
 	"errors"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,32 +13,13 @@ import (
 	"github.com/parleychat/parley/media/audio"
 	"github.com/parleychat/parley/media/audiodev/pulsetest"
 	"github.com/parleychat/parley/media/opus"
-	"go.uber.org/goleak"
 )
 
 // pulse is the private PulseAudio daemon all tests here play through; nil
 // when PulseAudio is not installed (the tests then fail: make deps installs it).
 var pulse *pulsetest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	pulse, err = pulsetest.Start("A", "B")
-	if err != nil && !errors.Is(err, pulsetest.ErrNotInstalled) {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if pulse != nil {
-		pulse.Close()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pulsetest.Main(m, &pulse, "A", "B") }
 
 func needPulse(t *testing.T) {
 	t.Helper()

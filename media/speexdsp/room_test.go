@@ -1,10 +1,8 @@
 package speexdsp
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/media/audiodev"
 	"github.com/parleychat/parley/media/audiodev/pulsetest"
-	"go.uber.org/goleak"
 )
 
 // pulse is a private PulseAudio daemon with one null sink, "room", which
@@ -25,25 +22,7 @@ import (
 // fail: make deps installs it).
 var pulse *pulsetest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	pulse, err = pulsetest.Start("room")
-	if err != nil && !errors.Is(err, pulsetest.ErrNotInstalled) {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if pulse != nil {
-		pulse.Close()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pulsetest.Main(m, &pulse, "room") }
 
 func needPulse(t *testing.T) {
 	t.Helper()

@@ -49,17 +49,7 @@
 //
 //	var pulse *pulsetest.Server
 //
-//	func TestMain(m *testing.M) {
-//		var err error
-//		pulse, err = pulsetest.Start("A", "B")
-//		if err != nil {
-//			fmt.Fprintln(os.Stderr, err)
-//			os.Exit(1)
-//		}
-//		code := m.Run()
-//		pulse.Close()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { pulsetest.Main(m, &pulse, "A", "B") }
 package pulsetest
 
 import (
