@@ -61,16 +61,13 @@ func openAudio(spec string) (media.AudioSource, error) {
 			return nil, fmt.Errorf("--send-audio %q: the frequency must be a number of Hz", spec)
 		}
 		return audio.NewTone(audio.ToneConfig{Frequency: hz})
-	case isMic(spec):
+	case spec == "mic" || strings.HasPrefix(spec, "mic:"):
 		return audiodev.OpenCapture(audiodev.Config{Device: strings.TrimPrefix(strings.TrimPrefix(spec, "mic"), ":")})
 	case strings.HasSuffix(strings.ToLower(spec), ".wav"):
 		return audio.OpenWAV(spec, audio.WAVConfig{})
 	}
 	return nil, fmt.Errorf("--send-audio %q: want tone, tone:HZ, mic, mic:DEVICE or a .wav file", spec)
 }
-
-// isMic reports whether a --send-audio source is a microphone.
-func isMic(spec string) bool { return spec == "mic" || strings.HasPrefix(spec, "mic:") }
 
 // callParts are what newCall makes besides the call: the recorder (nil
 // without --record) and the echo canceller (nil unless a microphone and
@@ -129,7 +126,7 @@ func newCall(o mediaOptions, log *slog.Logger) (call *pipeline.Call, parts callP
 		}
 		cfg.Speaker = speaker
 		cfg.NewAudioDecoder = func() (media.AudioDecoder, error) { return opus.NewDecoder() }
-		if o.echoCancel && isMic(o.sendAudio) {
+		if o.echoCancel && media.IsMicrophone(cfg.Audio) {
 			// The microphone may hear the speaker: laptop speakers, not
 			// a headset.
 			if parts.echo, err = speexdsp.NewCanceller(speexdsp.Config{}); err != nil {

@@ -173,13 +173,13 @@ func (s *Store) commitBatch(heads map[string]*roomState, batch []request) {
 					return err
 				}
 				t.since = rs.head
-				if _, err := ts.get(s.stmts.setToken).ExecContext(ctx, t.room, t.name, t.hash, int64(t.since)); err != nil {
+				if _, err := ts.get(ts.st.setToken).ExecContext(ctx, t.room, t.name, t.hash, int64(t.since)); err != nil {
 					return fmt.Errorf("history: storing token: %w", err)
 				}
 			}
 		}
 		for room, rs := range touched {
-			if _, err := ts.get(s.stmts.setHead).ExecContext(ctx, room, int64(rs.head), int64(rs.low)); err != nil {
+			if _, err := ts.get(ts.st.setHead).ExecContext(ctx, room, int64(rs.head), int64(rs.low)); err != nil {
 				return fmt.Errorf("history: storing head of %q: %w", room, err)
 			}
 		}
