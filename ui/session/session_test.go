@@ -113,7 +113,9 @@ func newSessionConfig(t *testing.T, cfg Config) *Session {
 	cfg.KnownServers = t.TempDir() + "/known_servers"
 	cfg.HostDataDir = t.TempDir()
 	cfg.HostListen = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	s := New(cfg)
 	t.Cleanup(s.Close)
 	return s
@@ -405,7 +407,10 @@ func TestEchoCancelled(t *testing.T) {
 			name = "off"
 		}
 		t.Run(name, func(t *testing.T) {
-			alice := newSessionConfig(t, Config{NoEchoCancel: !on})
+			// Alice's log, with the canceller's counters as her call
+			// ends, goes to the test's.
+			log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			alice := newSessionConfig(t, Config{NoEchoCancel: !on, Logger: log})
 			aw := watch(t, "alice", alice)
 			alice.Host(ui.HostRequest{Name: "alice", Media: ui.MediaChoice{Video: []string{"none"},
 				Audio: []string{"mic:" + pulse.MonitorDevice("room")}}})
@@ -430,15 +435,29 @@ func TestEchoCancelled(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			from := time.Now().Add(learn)
+			// The canceller learns the room from bob's voice: it has learn
+			// for that, and, with it on, the time until alice's tile goes
+			// quiet if it still shows her talking then (a loaded machine
+			// starves the call of frames at times). The window measured
+			// starts after that.
+			switched := time.Now()
+			<-time.After(learn) // a measurement's run-up, not a wait for an event
+			from := time.Now()
+			if on && talkingSince(aw, self.ID) {
+				waitFor(aw, "alice's tile quiet: the canceller learned the echo", func(e ui.Talking) bool { return e.ID == self.ID && !e.Talking })
+				from = time.Now()
+				t.Logf("the canceller took %v more than %v to learn the echo", from.Sub(switched.Add(learn)).Round(time.Millisecond), learn)
+			}
 			to := from.Add(measure)
 			<-time.After(time.Until(to)) // the window is a measurement, not a wait for an event
 
-			// How long alice's own tile showed her talking in the window.
+			// How long alice's own tile showed her talking in the window,
+			// and when.
 			aw.mu.Lock()
 			evs, at := aw.evs, aw.at
 			aw.mu.Unlock()
 			var talked time.Duration
+			var spans []string
 			talking, since, bobStopped := false, from, false
 			for i, ev := range evs {
 				e, ok := ev.(ui.Talking)
@@ -449,12 +468,17 @@ func TestEchoCancelled(t *testing.T) {
 				case e.ID == self.ID && e.Talking != talking:
 					if !e.Talking && at[i].After(from) {
 						talked += at[i].Sub(later(since, from))
+						spans = append(spans, span(later(since, from).Sub(from), at[i].Sub(from)))
 					}
 					talking, since = e.Talking, at[i]
 				}
 			}
 			if talking {
 				talked += to.Sub(later(since, from))
+				spans = append(spans, span(later(since, from).Sub(from), measure))
+			}
+			if len(spans) > 0 {
+				t.Logf("alice's tile showed her talking in the window at %s", strings.Join(spans, ", "))
 			}
 			t.Logf("echo cancellation %s: alice's tile showed her talking for %v of %v", name, talked.Round(time.Millisecond), measure)
 			if bobStopped {
@@ -468,6 +492,34 @@ func TestEchoCancelled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testLog writes a log to the test's.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// talkingSince reports whether the last Talking event for id says
+// talking, and makes waitFor look at the events after that one.
+func talkingSince(w *watcher, id uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.evs) - 1; i >= w.from; i-- {
+		if e, ok := w.evs[i].(ui.Talking); ok && e.ID == id {
+			w.from = i + 1
+			return e.Talking
+		}
+	}
+	return false
+}
+
+// span formats a stretch of the measured window.
+func span(from, to time.Duration) string {
+	return fmt.Sprintf("%v–%v", from.Round(10*time.Millisecond), to.Round(10*time.Millisecond))
 }
 
 // later returns the later of a and b.
