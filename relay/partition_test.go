@@ -78,6 +78,7 @@ func runPartition(t *testing.T, tc partitionCase) {
 	}()
 	var left []*protocol.MemberLeft
 	recvDone := make(chan struct{})
+	rejoined := make(chan struct{}) // the witness saw the partitioned member join again
 	go func() {
 		defer close(recvDone)
 		for {
@@ -85,8 +86,13 @@ func runPartition(t *testing.T, tc partitionCase) {
 			if err != nil {
 				return
 			}
-			if ml, ok := m.(*protocol.MemberLeft); ok {
-				left = append(left, ml)
+			switch m := m.(type) {
+			case *protocol.MemberLeft:
+				left = append(left, m)
+			case *protocol.MemberJoined:
+				if m.Name == "partitioned" {
+					close(rejoined)
+				}
 			}
 		}
 	}()
@@ -116,6 +122,14 @@ func runPartition(t *testing.T, tc partitionCase) {
 	close(stop)
 	sent := <-sentc
 	evs := p.waitEvents("every message", 30*time.Second, func(evs []pclient.Event) bool { return len(texts(evs)) >= len(sent) })
+	// The room tells the witness that the member left (or was replaced)
+	// before it tells that it joined again; the witness's writer may be
+	// behind the member's.
+	select {
+	case <-rejoined:
+	case <-time.After(10 * time.Second):
+		t.Error("the witness did not see the partitioned member join again")
+	}
 	cancel()
 	<-recvDone
 	checkExactlyOnce(t, "partitioned", texts(evs), sent)
