@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,6 +243,13 @@ func TestVoiceThroughDevices(t *testing.T) {
 // talks (espeak-ng's speech from a WAV file) and records what bob sends.
 // With parley-cli's default echo cancellation, what comes back from bob
 // is much quieter than with --echo-cancel=false, where alice hears herself.
+//
+// It is judged over 100 ms blocks, after 4 s of learning: most of the
+// time (4 blocks in 5) the echo must be at least 20 dB under the echo
+// without the canceller. A canceller that does not work, or learns too
+// slowly, fails that; a moment when the echo moves (a device's overrun
+// on a loaded machine) and the canceller learns again for a few hundred
+// milliseconds does not, and is logged.
 func TestEchoCancelledEndToEnd(t *testing.T) {
 	if pulse == nil {
 		t.Fatal("PulseAudio is not installed: run make deps (make test does)")
@@ -256,9 +264,9 @@ func TestEchoCancelledEndToEnd(t *testing.T) {
 	if out, err := exec.Command("espeak-ng", "-v", "en-us", "-w", speech, text).CombinedOutput(); err != nil {
 		t.Fatalf("espeak-ng: %v: %s", err, out)
 	}
-	// back returns the level of what alice recorded of bob, after the
-	// first 4 s (while the canceller learns), and bob's summary.
-	back := func(flags ...string) (float64, event) {
+	// back returns what alice recorded of bob after the first 4 s (while
+	// the canceller learns), and bob's summary.
+	back := func(flags ...string) ([]int16, event) {
 		srv := startServer(t, serverOpts{})
 		dir := t.TempDir()
 		bob := startClient(t, srv.invite, "bob", "", append([]string{"--send-audio", "mic:" + pulse.MonitorDevice("B"),
@@ -273,17 +281,26 @@ func TestEchoCancelledEndToEnd(t *testing.T) {
 		if len(pcm) < 8*48000 {
 			t.Fatalf("alice recorded %.1f s of bob, want about 10", float64(len(pcm))/48000)
 		}
-		return audio.LevelDBov(pcm[4*48000:]), mediaSummary(t, bob)
+		return pcm[4*48000:], mediaSummary(t, bob)
 	}
 	sent, _, err := audio.ReadWAVFile(speech)
 	if err != nil {
 		t.Fatal(err)
 	}
 	level := audio.LevelDBov(sent[4*48000 : 10*48000])
-	on, onSummary := back()
-	off, offSummary := back("--echo-cancel=false")
-	t.Logf("alice said %.1f dBov; what came back from bob: %.1f dBov with echo cancellation (%d frames cleaned), %.1f dBov without",
-		level, on, onSummary.EchoCancelled, off)
+	onPCM, onSummary := back()
+	offPCM, offSummary := back("--echo-cancel=false")
+	on, off := audio.LevelDBov(onPCM), audio.LevelDBov(offPCM)
+	onBlocks := blockLevels(onPCM, 4800)
+	on80 := percentile(onBlocks, 0.8)
+	var through int // blocks with the echo less than 10 dB under the echo without
+	for _, l := range onBlocks {
+		if l > off-10 {
+			through++
+		}
+	}
+	t.Logf("alice said %.1f dBov; what came back from bob: %.1f dBov with echo cancellation (%d frames cleaned; 100 ms blocks: median %.1f, 80th percentile %.1f, %d of %d within 10 dB of no cancellation), %.1f dBov without",
+		level, on, onSummary.EchoCancelled, percentile(onBlocks, 0.5), on80, through, len(onBlocks), off)
 	if onSummary.EchoCancelled == 0 || offSummary.EchoCancelled != 0 {
 		t.Errorf("bob's echo canceller cleaned %d microphone frames by default and %d with --echo-cancel=false, want some and none",
 			onSummary.EchoCancelled, offSummary.EchoCancelled)
@@ -291,9 +308,29 @@ func TestEchoCancelledEndToEnd(t *testing.T) {
 	if off < level-6 {
 		t.Errorf("without echo cancellation alice's voice came back at %.1f dBov, want about her %.1f dBov: the room does not echo", off, level)
 	}
-	if off-on < 20 {
-		t.Errorf("echo cancellation lowered what came back by %.1f dB, want at least 20", off-on)
+	if off-on80 < 20 {
+		t.Errorf("echo cancellation lowered what came back by %.1f dB in 4 of 5 blocks of 100 ms (by %.1f dB overall), want at least 20", off-on80, off-on)
 	}
+}
+
+// blockLevels returns the level, in dBov, of each whole n-sample block of
+// pcm.
+func blockLevels(pcm []int16, n int) []float64 {
+	var levels []float64
+	for i := 0; i+n <= len(pcm); i += n {
+		levels = append(levels, audio.LevelDBov(pcm[i:i+n]))
+	}
+	return levels
+}
+
+// percentile returns the p-th quantile (0..1) of levels, by the nearest
+// rank; -inf for none.
+func percentile(levels []float64, p float64) float64 {
+	if len(levels) == 0 {
+		return math.Inf(-1)
+	}
+	s := slices.Sorted(slices.Values(levels))
+	return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)]
 }
 
 // loudest returns the n-sample window of pcm with the most energy (all of

@@ -237,6 +237,7 @@ type activeCall struct {
 	// window's goroutine, which may act on the call before that.
 	published atomic.Pointer[client.Client]
 	choice    ui.MediaChoice
+	echo      *speexdsp.Canceller // nil without echo cancellation; set before published
 
 	mu      sync.Mutex // guards the fields below
 	people  map[string]*person
@@ -338,6 +339,7 @@ func (c *activeCall) run(inv protocol.Invite, req ui.JoinRequest) {
 				echo.Close()
 			}()
 			cfg.EchoCanceller = echo
+			c.echo = echo
 		}
 	}
 	c.media = pipeline.New(cfg)
