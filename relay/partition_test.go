@@ -81,6 +81,7 @@ func runPartition(t *testing.T, tc partitionCase) {
 	rejoined := make(chan struct{}) // the witness saw the partitioned member join again
 	go func() {
 		defer close(recvDone)
+		sawRejoin := false
 		for {
 			m, err := witness.conn.Receive(ctx)
 			if err != nil {
@@ -90,7 +91,8 @@ func runPartition(t *testing.T, tc partitionCase) {
 			case *protocol.MemberLeft:
 				left = append(left, m)
 			case *protocol.MemberJoined:
-				if m.Name == "partitioned" {
+				if m.Name == "partitioned" && !sawRejoin { // it may rejoin more than once
+					sawRejoin = true
 					close(rejoined)
 				}
 			}

@@ -385,13 +385,13 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	c.joined = true
 	c.token = joined.Token
 	c.emit(ctx, Event{Type: EventConnected, Room: joined.Room, From: joined.Name, Text: w.Software, Seq: joined.HeadSeq, Time: time.Now()})
-	if c.historyID != 0 && joined.HistoryID != c.historyID || joined.HeadSeq < c.lastSeq {
+	if c.historyID != 0 && joined.HistoryID != c.historyID {
 		// The server's history is not the one this client counted in: it
 		// was reset (a server without a data directory restarted, or its
 		// database was replaced). Its sequence numbers start over, and
 		// the server sent its recent history as to a newcomer.
 		c.emit(ctx, Event{Type: EventError, Room: joined.Room, Time: time.Now(),
-			Err: fmt.Errorf("the server's history was reset: the %d messages seen before are gone from it", c.lastSeq)})
+			Err: fmt.Errorf("the server's history was reset: its messages up to seq %d are gone", c.lastSeq)})
 		c.lastSeq, c.ackedTo = 0, 0
 	}
 	c.historyID = joined.HistoryID
