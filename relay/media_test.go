@@ -145,6 +145,12 @@ func TestVoiceForwarded(t *testing.T) {
 	if av, _ := alice.received(); len(av) != 0 {
 		t.Errorf("alice got %d of her own voice frames back", len(av))
 	}
+	// The writer counts a frame after its write returns, which may be
+	// after bob has read it.
+	waitFor(t, "the relay's voice counters", func() bool {
+		st := ts.MemberStats("lobby")
+		return st["alice"].VoiceIn >= n && st["bob"].VoiceOut >= n
+	})
 	st := ts.MemberStats("lobby")
 	if st["alice"].VoiceIn != n || st["bob"].VoiceOut != n || st["carol"].VoiceOut != 0 {
 		t.Errorf("stats alice in %d, bob out %d, carol out %d; want %d, %d, 0",
